@@ -37,6 +37,9 @@ func DecodeJob(data []byte) (Job, error) {
 	if e := r.Validate(); e != nil {
 		return Job{}, fmt.Errorf("decode job: %w", e)
 	}
+	if !ValidID(j.UserID) {
+		return Job{}, fmt.Errorf("decode job: bad userId %q", j.UserID)
+	}
 	if !ValidJobID(j.JobID) {
 		return Job{}, fmt.Errorf("decode job: bad jobId %q", j.JobID)
 	}

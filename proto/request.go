@@ -68,10 +68,11 @@ func decodeError(err error) *Error {
 }
 
 // Validate checks the fields a message of r.Type needs and the form of every field present.
+// userId is optional everywhere: an authenticated gateway takes it from the token.
 func (r Request) Validate() *Error {
 	switch r.Type {
 	case TypeDeploy:
-		return firstError(r.need("userId", r.UserID), r.need("chatId", r.ChatID), r.need("repoURL", r.RepoURL),
+		return firstError(r.need("chatId", r.ChatID), r.need("repoURL", r.RepoURL),
 			r.need("commitHash", r.CommitHash), r.fields(), forbid("after", r.After != 0), forbid("jobId", r.JobID != ""))
 	case TypeSubscribe, TypeStatus:
 		return firstError(r.need("chatId", r.ChatID), r.fields(), r.noDeployFields())
@@ -139,13 +140,16 @@ func checkRepoURL(s string) *Error {
 		return Errorf(CodeInvalidField, "repoURL is longer than %d characters", MaxRepoURLLen)
 	}
 	u, err := url.Parse(s)
-	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+	if err != nil || !u.IsAbs() {
 		return Errorf(CodeInvalidField, "repoURL must be an absolute URL such as https://git.example.com/org/app.git")
 	}
 	switch u.Scheme {
 	case "https", "http", "ssh":
 	default:
 		return Errorf(CodeInvalidField, "repoURL scheme %q is not supported: use https (or ssh, or http where the operator allows it)", u.Scheme)
+	}
+	if u.Host == "" || u.Opaque != "" {
+		return Errorf(CodeInvalidField, "repoURL must name a host, such as https://git.example.com/org/app.git")
 	}
 	if u.User != nil && u.Scheme != "ssh" {
 		return Errorf(CodeInvalidField, "repoURL must not carry credentials; the operator configures them per host")

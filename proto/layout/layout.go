@@ -102,7 +102,7 @@ func Workers(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.C
 	var diffs []string
 	diffs = differ(diffs, "ack_policy", have.AckPolicy.String(), want.AckPolicy.String())
 	diffs = differ(diffs, "ack_wait", have.AckWait, want.AckWait)
-	diffs = differ(diffs, "max_deliver", have.MaxDeliver, want.MaxDeliver)
+	diffs = differ(diffs, "max_deliver", limit(have.MaxDeliver), limit(want.MaxDeliver))
 	diffs = differ(diffs, "filter_subject", have.FilterSubject, want.FilterSubject)
 	if len(diffs) > 0 {
 		return nil, conflict("consumer "+proto.JobsStream+" > "+proto.WorkersConsumer, diffs,
@@ -154,7 +154,7 @@ func streamDiffs(have, want jetstream.StreamConfig) []string {
 	diffs = differ(diffs, "storage", have.Storage.String(), want.Storage.String())
 	diffs = differ(diffs, "replicas", have.Replicas, want.Replicas)
 	diffs = differ(diffs, "max_age", have.MaxAge, want.MaxAge)
-	diffs = differ(diffs, "max_msgs_per_subject", have.MaxMsgsPerSubject, want.MaxMsgsPerSubject)
+	diffs = differ(diffs, "max_msgs_per_subject", limit(have.MaxMsgsPerSubject), limit(want.MaxMsgsPerSubject))
 	diffs = differ(diffs, "duplicate_window", have.Duplicates, want.Duplicates)
 	return diffs
 }
@@ -188,6 +188,14 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, want jetstream.Ke
 		return nil, conflict("key-value bucket "+want.Bucket, diffs, "nats kv rm "+want.Bucket)
 	}
 	return kv, nil
+}
+
+// limit maps the server's "unlimited" (-1) and the client's unset (0) to one value.
+func limit[T int | int64](v T) T {
+	if v <= 0 {
+		return -1
+	}
+	return v
 }
 
 func differ[T comparable](diffs []string, field string, have, want T) []string {

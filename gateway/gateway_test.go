@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/backendim/brain/proto"
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const testSecret = "0123456789abcdef0123456789abcdef-test-only"
+
+// gateway is a running gateway process (run in-process) with its own embedded NATS.
+type gateway struct {
+	addr    string
+	natsURL string
+	stop    context.CancelFunc
+	done    chan error
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startGateway runs the gateway with env on top of test defaults. With natsURL == "" it embeds NATS.
+func startGateway(t *testing.T, natsURL string, env map[string]string) *gateway {
+	t.Helper()
+	g := &gateway{addr: freeAddr(t), done: make(chan error, 1)}
+	vars := map[string]string{"LISTEN_ADDR": g.addr, "AUTH_MODE": "jwt", "AUTH_JWT_SECRET": testSecret,
+		"LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "5s"}
+	if natsURL == "" {
+		g.natsURL = "nats://" + freeAddr(t)
+		vars["NATS_EMBEDDED"] = "true"
+		vars["NATS_EMBEDDED_LISTEN"] = strings.TrimPrefix(g.natsURL, "nats://")
+		vars["NATS_STORE_DIR"] = t.TempDir()
+	} else {
+		g.natsURL = natsURL
+		vars["NATS_URL"] = natsURL
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.stop = cancel
+	go func() { g.done <- run(ctx, nil, func(k string) string { return vars[k] }, io.Discard) }()
+	t.Cleanup(func() { g.shutdown(t) })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + g.addr + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return g
+			}
+		}
+		select {
+		case err := <-g.done:
+			g.done <- nil
+			t.Fatalf("gateway exited: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("gateway not ready in 20s")
+		}
+	}
+}
+
+func (g *gateway) shutdown(t *testing.T) {
+	t.Helper()
+	g.stop()
+	select {
+	case err, ok := <-g.done:
+		if ok && err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+		close(g.done)
+	case <-time.After(15 * time.Second):
+		t.Error("gateway did not stop in 15s")
+	}
+}
+
+func token(t testing.TB, user string, ttl time.Duration) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Subject: user,
+		ExpiresAt: jwt.NewNumericDate(time.Now().Add(ttl))}).SignedString([]byte(testSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// client is a real WebSocket client.
+type client struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func dial(t *testing.T, g *gateway, tok string) *client {
+	t.Helper()
+	c, err := dialErr(g, tok)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return &client{t: t, ws: c}
+}
+
+func dialErr(g *gateway, tok string) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h := http.Header{}
+	if tok != "" {
+		h.Set("Authorization", "Bearer "+tok)
+	}
+	c, _, err := websocket.Dial(ctx, "ws://"+g.addr+"/ws", &websocket.DialOptions{HTTPHeader: h})
+	if err == nil {
+		c.SetReadLimit(1 << 20)
+	}
+	return c, err
+}
+
+func (c *client) send(v any) {
+	c.t.Helper()
+	b, ok := v.([]byte)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *client) read() proto.Message {
+	c.t.Helper()
+	m, err := c.readErr(10 * time.Second)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+func (c *client) readErr(d time.Duration) (proto.Message, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	_, b, err := c.ws.Read(ctx)
+	if err != nil {
+		return proto.Message{}, err
+	}
+	return proto.DecodeMessage(b)
+}
+
+// natsWorker plays a worker's part on the NATS side: it takes jobs and publishes events.
+type natsWorker struct {
+	t  *testing.T
+	js jetstream.JetStream
+	kv jetstream.KeyValue
+}
+
+func newNATSWorker(t *testing.T, url string) *natsWorker {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(context.Background(), proto.JobsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &natsWorker{t: t, js: js, kv: kv}
+}
+
+func (w *natsWorker) publish(user string, m proto.Message) uint64 {
+	w.t.Helper()
+	m.Time = time.Now().UTC()
+	b, _ := json.Marshal(m)
+	ack, err := w.js.Publish(context.Background(), proto.EventSubject(user, m.ChatID), b)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+func (w *natsWorker) jobCount() uint64 {
+	w.t.Helper()
+	s, err := w.js.Stream(context.Background(), proto.JobsStream)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func deployMsg(user, chat string) map[string]any {
+	return map[string]any{"userId": user, "chatId": chat, "repoURL": "https://git.example.com/org/app.git", "commitHash": "a1b2c3d4e5"}
+}
+
+// until reads messages until one satisfies ok, failing after 10s.
+func (c *client) until(ok func(proto.Message) bool) (seen []proto.Message) {
+	c.t.Helper()
+	for {
+		m := c.read()
+		seen = append(seen, m)
+		if ok(m) {
+			return seen
+		}
+	}
+}
+
+var errClosed = errors.New("closed")
+
+func closeCode(err error) int { return int(websocket.CloseStatus(err)) }
+
+var _ = fmt.Sprintf
+var _ sync.Mutex

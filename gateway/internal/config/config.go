@@ -1,0 +1,170 @@
+// Package config gathers the gateway's settings from flags whose defaults come from environment
+// variables (every variable is listed in the README and .env.example).
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/backendim/brain/proto/layout"
+)
+
+// Config is the gateway's configuration.
+type Config struct {
+	ListenAddr string
+
+	NATSURL            string
+	NATSCredsFile      string
+	NATSEmbedded       bool
+	NATSEmbeddedListen string
+	NATSStoreDir       string
+	Layout             layout.Config
+
+	AuthMode          string // "jwt" or "none"
+	JWTSecret         string
+	JWTSecretFile     string
+	JWTPublicKeyFile  string
+	JWTIssuer         string
+	JWTAudience       string
+	AllowedOrigins    []string
+	PingInterval      time.Duration
+	WriteTimeout      time.Duration
+	SendQueue         int
+	MaxChats          int
+	JobsPerMinute     float64
+	JobsBurst         int
+	MessagesPerSecond float64
+	ShutdownTimeout   time.Duration
+
+	LogFormat string
+	LogLevel  string
+}
+
+// Load parses args with defaults from getenv. Errors name the flag and its variable.
+func Load(args []string, getenv func(string) string, output io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(output)
+	e := &envFlags{fs: fs, getenv: getenv}
+	e.str(&c.ListenAddr, "listen-addr", "LISTEN_ADDR", ":8080", "address serving /ws, /health, /ready and /metrics")
+	e.str(&c.NATSURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	e.str(&c.NATSCredsFile, "nats-creds-file", "NATS_CREDS_FILE", "", "NATS credentials (.creds) file")
+	e.boolean(&c.NATSEmbedded, "nats-embedded", "NATS_EMBEDDED", false, "run an in-process NATS JetStream server")
+	e.str(&c.NATSEmbeddedListen, "nats-embedded-listen", "NATS_EMBEDDED_LISTEN", "127.0.0.1:4222", "where the embedded NATS server listens")
+	e.str(&c.NATSStoreDir, "nats-store-dir", "NATS_STORE_DIR", "./data/nats", "embedded NATS server's JetStream storage")
+	layoutFlags(e, &c.Layout)
+	e.str(&c.AuthMode, "auth-mode", "AUTH_MODE", "jwt", "client authentication: jwt, or none (development only)")
+	e.str(&c.JWTSecret, "auth-jwt-secret", "AUTH_JWT_SECRET", "", "HS256 shared secret")
+	e.str(&c.JWTSecretFile, "auth-jwt-secret-file", "AUTH_JWT_SECRET_FILE", "", "file holding the HS256 shared secret")
+	e.str(&c.JWTPublicKeyFile, "auth-jwt-public-key-file", "AUTH_JWT_PUBLIC_KEY_FILE", "", "PEM public key (RSA for RS256, Ed25519 for EdDSA)")
+	e.str(&c.JWTIssuer, "auth-jwt-issuer", "AUTH_JWT_ISSUER", "", "required iss claim, if set")
+	e.str(&c.JWTAudience, "auth-jwt-audience", "AUTH_JWT_AUDIENCE", "", "required aud claim, if set")
+	e.list(&c.AllowedOrigins, "ws-allowed-origins", "WS_ALLOWED_ORIGINS", "browser Origin host patterns allowed besides the gateway's own host, comma-separated")
+	e.duration(&c.PingInterval, "ws-ping-interval", "WS_PING_INTERVAL", 30*time.Second, "WebSocket ping interval")
+	e.duration(&c.WriteTimeout, "ws-write-timeout", "WS_WRITE_TIMEOUT", 10*time.Second, "a write to a client taking longer closes it (4008)")
+	e.integer(&c.SendQueue, "ws-send-queue", "WS_SEND_QUEUE", 256, "messages buffered per socket before a slow client is closed (4008)")
+	e.integer(&c.MaxChats, "ws-max-chats", "WS_MAX_CHATS", 32, "chats one socket may follow")
+	e.float(&c.JobsPerMinute, "rate-jobs-per-minute", "RATE_JOBS_PER_MINUTE", 30, "jobs per user per minute, per gateway replica")
+	e.integer(&c.JobsBurst, "rate-jobs-burst", "RATE_JOBS_BURST", 10, "jobs a user may submit at once before the rate applies")
+	e.float(&c.MessagesPerSecond, "ws-max-messages-per-second", "WS_MAX_MESSAGES_PER_SECOND", 50, "client messages per second per socket before it is closed (4029)")
+	e.duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "time to drain on SIGTERM")
+	e.str(&c.LogFormat, "log-format", "LOG_FORMAT", "", "json or text (default: text on a terminal, json otherwise)")
+	e.str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := errors.Join(e.errs...); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+// layoutFlags registers the JetStream layout settings shared with the worker.
+func layoutFlags(e *envFlags, l *layout.Config) {
+	d := layout.Defaults()
+	e.integer(&l.Replicas, "nats-replicas", "NATS_REPLICAS", d.Replicas, "replicas of Brain's streams and buckets (3 on a NATS cluster)")
+	e.duration(&l.EventsMaxAge, "events-max-age", "EVENTS_MAX_AGE", d.EventsMaxAge, "how long job events stay replayable")
+	e.int64(&l.EventsMaxPerChat, "events-max-per-chat", "EVENTS_MAX_PER_CHAT", d.EventsMaxPerChat, "events kept per chat")
+	e.duration(&l.JobsHistoryTTL, "jobs-history-ttl", "JOBS_HISTORY_TTL", d.JobsHistoryTTL, "how long job status records are kept")
+	e.duration(&l.DedupWindow, "dedup-window", "DEDUP_WINDOW", d.DedupWindow, "JetStream duplicate window for job publishes")
+	l.LockTTL, l.AckWait, l.MaxDeliver = d.LockTTL, d.AckWait, d.MaxDeliver
+}
+
+// Validate checks the settings together.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		errs = append(errs, fmt.Errorf("LISTEN_ADDR %q: %w", c.ListenAddr, err))
+	}
+	if c.NATSEmbedded {
+		if _, _, err := net.SplitHostPort(c.NATSEmbeddedListen); err != nil {
+			errs = append(errs, fmt.Errorf("NATS_EMBEDDED_LISTEN %q: %w", c.NATSEmbeddedListen, err))
+		}
+		if c.NATSStoreDir == "" {
+			errs = append(errs, errors.New("NATS_STORE_DIR must be set when NATS_EMBEDDED=true"))
+		}
+	}
+	switch c.AuthMode {
+	case "none":
+	case "jwt":
+		n := count(c.JWTSecret != "", c.JWTSecretFile != "", c.JWTPublicKeyFile != "")
+		if n != 1 {
+			errs = append(errs, errors.New("AUTH_MODE=jwt needs exactly one of AUTH_JWT_SECRET, AUTH_JWT_SECRET_FILE, AUTH_JWT_PUBLIC_KEY_FILE (or AUTH_MODE=none for development)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("AUTH_MODE %q: use jwt or none", c.AuthMode))
+	}
+	if err := c.Layout.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range []struct {
+		name string
+		ok   bool
+	}{{"WS_PING_INTERVAL must be at least 1s", c.PingInterval >= time.Second},
+		{"WS_WRITE_TIMEOUT must be at least 100ms", c.WriteTimeout >= 100*time.Millisecond},
+		{"WS_SEND_QUEUE must be 8 to 100000", c.SendQueue >= 8 && c.SendQueue <= 100000},
+		{"WS_MAX_CHATS must be 1 to 1000", c.MaxChats >= 1 && c.MaxChats <= 1000},
+		{"RATE_JOBS_PER_MINUTE must be positive", c.JobsPerMinute > 0},
+		{"RATE_JOBS_BURST must be at least 1", c.JobsBurst >= 1},
+		{"WS_MAX_MESSAGES_PER_SECOND must be positive", c.MessagesPerSecond > 0},
+		{"SHUTDOWN_TIMEOUT must be at least 1s", c.ShutdownTimeout >= time.Second},
+		{"LOG_FORMAT must be json, text or empty", c.LogFormat == "" || c.LogFormat == "json" || c.LogFormat == "text"},
+		{"LOG_LEVEL must be debug, info, warn or error", strings.Contains(" debug info warn error ", " "+c.LogLevel+" ")},
+	} {
+		if !p.ok {
+			errs = append(errs, errors.New(p.name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Secret returns the HS256 secret from AUTH_JWT_SECRET or AUTH_JWT_SECRET_FILE.
+func (c Config) Secret() ([]byte, error) {
+	if c.JWTSecretFile == "" {
+		return []byte(c.JWTSecret), nil
+	}
+	b, err := os.ReadFile(c.JWTSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("read AUTH_JWT_SECRET_FILE: %w", err)
+	}
+	return []byte(strings.TrimSpace(string(b))), nil
+}
+
+func count(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
