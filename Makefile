@@ -1,0 +1,49 @@
+# Brain — build, run and test every module of the workspace.
+MODULES := proto gateway worker brainctl testkit
+GO      ?= go
+GOFLAGS_TEST ?= -race -shuffle=on -count=1 -timeout 40m
+BENCHTIME ?= 3s
+
+.PHONY: all build run test lint fmt vet bench tidy clean kube-bins
+
+all: lint test
+
+## build: compile bin/gateway, bin/worker and bin/brainctl
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/gateway ./gateway
+	$(GO) build -o bin/worker ./worker
+	$(GO) build -o bin/brainctl ./brainctl
+
+## run: start a complete local Brain (embedded NATS, gateway, worker, example repo) and deploy the example
+run: build
+	@mkdir -p bin
+	$(GO) build -o bin/devstack ./testkit/cmd/devstack
+	./bin/devstack
+
+## test: the tests of every module, with the race detector (builds the test API server once, cached)
+test:
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test $(GOFLAGS_TEST) ./...); done
+
+## lint: gofmt check and go vet on every module
+lint:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+
+fmt:
+	gofmt -w $(MODULES)
+
+## bench: the benchmarks behind docs/performance.md
+bench:
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./...); done
+
+## kube-bins: build (once) the kube-apiserver and etcd the Kubernetes tests run
+kube-bins:
+	./scripts/kube-test-bins.sh
+
+tidy:
+	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy); done
+	$(GO) work sync
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,303 @@
+// Package stack runs Brain the way operators do, for end-to-end tests: real gateway and worker
+// binaries, built from this workspace, as separate processes talking to one NATS JetStream server
+// on 127.0.0.1. Processes can be stopped (SIGTERM) or killed (SIGKILL) mid-job.
+package stack
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/backendim/brain/testkit/natstest"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Secret is the HS256 secret the stack's gateways verify tokens with (tests only).
+const Secret = "brain-test-secret-0123456789abcdef0123456789"
+
+// Build compiles bin/gateway, bin/worker and bin/brainctl of the workspace into dir.
+func Build(dir string) error {
+	root, err := RepoRoot()
+	if err != nil {
+		return err
+	}
+	for _, b := range []string{"gateway", "worker", "brainctl"} {
+		cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, b), "./"+b)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", b, err, out)
+		}
+	}
+	return nil
+}
+
+// RepoRoot finds the workspace root (the directory holding go.work) above the working directory.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.work above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Options shape a stack.
+type Options struct {
+	BinDir     string            // from Build
+	Gateways   int               // default 1
+	Workers    int               // default 1
+	GatewayEnv map[string]string // on top of the stack's defaults
+	WorkerEnv  map[string]string
+}
+
+// Stack is a running Brain.
+type Stack struct {
+	t        testing.TB
+	opts     Options
+	NATS     *natstest.Server
+	Gateways []*Proc
+	Workers  []*Proc
+}
+
+// Start runs NATS, the gateways and the workers, and waits until every one is ready.
+func Start(t testing.TB, o Options) *Stack {
+	t.Helper()
+	if o.Gateways == 0 {
+		o.Gateways = 1
+	}
+	if o.Workers == 0 {
+		o.Workers = 1
+	}
+	s := &Stack{t: t, opts: o, NATS: natstest.Start(t)}
+	for range o.Gateways {
+		s.AddGateway(t, nil)
+	}
+	for range o.Workers {
+		s.AddWorker(t, nil)
+	}
+	return s
+}
+
+// AddGateway starts one more gateway.
+func (s *Stack) AddGateway(t testing.TB, env map[string]string) *Proc {
+	t.Helper()
+	vars := map[string]string{"NATS_URL": s.NATS.ClientURL(), "AUTH_MODE": "jwt", "AUTH_JWT_SECRET": Secret,
+		"LOG_FORMAT": "text", "LOG_LEVEL": "info", "SHUTDOWN_TIMEOUT": "5s"}
+	p := s.start(t, "gateway", fmt.Sprintf("gateway-%d", len(s.Gateways)+1), merge(vars, s.opts.GatewayEnv, env))
+	s.Gateways = append(s.Gateways, p)
+	return p
+}
+
+// AddWorker starts one more worker. Workers render only (KUBE_AUTH=none) unless env says otherwise,
+// and may fetch from 127.0.0.1 over http.
+func (s *Stack) AddWorker(t testing.TB, env map[string]string) *Proc {
+	t.Helper()
+	name := fmt.Sprintf("worker-%d", len(s.Workers)+1)
+	vars := map[string]string{"NATS_URL": s.NATS.ClientURL(), "KUBE_AUTH": "none", "WORKER_ID": name,
+		"CACHE_DIR": t.TempDir(), "GIT_ALLOW_HTTP": "true", "GIT_ALLOW_PRIVATE_NETWORKS": "true",
+		"LOG_FORMAT": "text", "LOG_LEVEL": "info", "SHUTDOWN_TIMEOUT": "5s"}
+	p := s.start(t, "worker", name, merge(vars, s.opts.WorkerEnv, env))
+	s.Workers = append(s.Workers, p)
+	return p
+}
+
+// Token returns a valid token for user.
+func (s *Stack) Token(user string) string {
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Subject: user,
+		ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}).SignedString([]byte(Secret))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return tok
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Proc is one gateway or worker process.
+type Proc struct {
+	Name string
+	Addr string // 127.0.0.1:port of LISTEN_ADDR
+	cmd  *exec.Cmd
+	logs *lockedBuffer
+	done chan struct{}
+	err  error
+}
+
+// WSURL is the gateway's WebSocket URL.
+func (p *Proc) WSURL() string { return "ws://" + p.Addr + "/ws" }
+
+// HTTPURL is the base URL of the process's health and metrics server.
+func (p *Proc) HTTPURL() string { return "http://" + p.Addr }
+
+// Logs returns what the process has logged so far.
+func (p *Proc) Logs() string { return p.logs.String() }
+
+func (s *Stack) start(t testing.TB, bin, name string, env map[string]string) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, Addr: freeAddr(t), logs: &lockedBuffer{}, done: make(chan struct{})}
+	env["LISTEN_ADDR"] = p.Addr
+	p.cmd = exec.Command(filepath.Join(s.opts.BinDir, bin))
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("--- %s log:\n%s", name, p.Logs())
+		}
+	})
+	if err := p.waitReady(30 * time.Second); err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, p.Logs())
+	}
+	return p
+}
+
+func (p *Proc) waitReady(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.HTTPURL() + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("exited: %v", p.err)
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("not ready after %s", d)
+}
+
+// Kill ends the process with SIGKILL, as a crash would, and waits for it.
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop sends SIGTERM and waits up to d for a clean exit; it returns the exit error.
+func (p *Proc) Stop(d time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(d):
+		p.Kill()
+		return fmt.Errorf("%s did not stop within %s", p.Name, d)
+	}
+}
+
+// WaitLog waits until the process logs a line containing substr.
+func (p *Proc) WaitLog(ctx context.Context, substr string) error {
+	for {
+		if strings.Contains(p.Logs(), substr) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s never logged %q", p.Name, substr)
+		case <-p.logs.changed():
+		}
+	}
+}
+
+// Metric returns the value of the first sample of name (with its labels, e.g.
+// `brain_worker_jobs_total{result="succeeded"}`) on the process's /metrics, or 0.
+func (p *Proc) Metric(t testing.TB, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(p.HTTPURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var v float64
+		if rest, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			if _, err := fmt.Sscan(rest, &v); err == nil {
+				return v
+			}
+		}
+	}
+	return 0
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// lockedBuffer collects a process's output and signals each write.
+type lockedBuffer struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	wake chan struct{}
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.wake != nil {
+		close(b.wake)
+		b.wake = nil
+	}
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *lockedBuffer) changed() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.wake == nil {
+		b.wake = make(chan struct{})
+	}
+	return b.wake
+}
+
+var _ io.Writer = (*lockedBuffer)(nil)
