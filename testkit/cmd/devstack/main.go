@@ -1,0 +1,207 @@
+// Command devstack is `make run`: a complete local Brain on 127.0.0.1 — the gateway with its
+// embedded NATS JetStream server, a worker, the example repository served over HTTP — followed by a
+// real deploy of the example with brainctl. It stays up until Ctrl-C and prints how to send more.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		os.Exit(1)
+	}
+}
+
+// settings of the local stack; each can be changed with an environment variable.
+type settings struct {
+	bin, data, example      string
+	gatewayAddr, workerAddr string
+	gitAddr                 string
+}
+
+func load(getenv func(string) string) settings {
+	get := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	return settings{bin: get("BRAIN_BIN", "bin"), data: get("BRAIN_DATA", "data/dev"),
+		example: get("BRAIN_EXAMPLE", "examples/hello"), gatewayAddr: get("BRAIN_GATEWAY_ADDR", "127.0.0.1:8080"),
+		workerAddr: get("BRAIN_WORKER_ADDR", "127.0.0.1:8081"), gitAddr: get("BRAIN_GIT_ADDR", "127.0.0.1:8090")}
+}
+
+func run(ctx context.Context, _ []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	s := load(getenv)
+	if err := os.MkdirAll(s.data, 0o700); err != nil {
+		return err
+	}
+	secret, err := devSecret(filepath.Join(s.data, "jwt-secret"))
+	if err != nil {
+		return err
+	}
+	say := func(format string, args ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", args...) }
+
+	repoURL, sha, err := serveExample(ctx, s, say)
+	if err != nil {
+		return err
+	}
+	cluster, err := clusterEnv(ctx, s, getenv, say)
+	if err != nil {
+		return err
+	}
+	procs := &processes{stderr: stderr}
+	defer procs.stop()
+	say("starting the gateway on %s (embedded NATS JetStream on 127.0.0.1:4222, store %s)", s.gatewayAddr, filepath.Join(s.data, "nats"))
+	if err := procs.start(ctx, filepath.Join(s.bin, "gateway"), s.gatewayAddr, map[string]string{
+		"LISTEN_ADDR": s.gatewayAddr, "NATS_EMBEDDED": "true", "NATS_STORE_DIR": filepath.Join(s.data, "nats"),
+		"AUTH_MODE": "jwt", "AUTH_JWT_SECRET_FILE": filepath.Join(s.data, "jwt-secret"), "LOG_FORMAT": "text"}); err != nil {
+		return err
+	}
+	say("starting a worker (git cache %s; http and 127.0.0.1 repositories allowed for the local example)", filepath.Join(s.data, "cache"))
+	workerEnv := map[string]string{"LISTEN_ADDR": s.workerAddr, "NATS_URL": "nats://127.0.0.1:4222",
+		"CACHE_DIR": filepath.Join(s.data, "cache"), "GIT_ALLOW_HTTP": "true", "GIT_ALLOW_PRIVATE_NETWORKS": "true",
+		"LOG_FORMAT": "text", "HEALTH_TIMEOUT": "20s"}
+	for k, v := range cluster {
+		workerEnv[k] = v
+	}
+	if err := procs.start(ctx, filepath.Join(s.bin, "worker"), s.workerAddr, workerEnv); err != nil {
+		return err
+	}
+	token, err := mintToken(ctx, s, secret, "dev")
+	if err != nil {
+		return err
+	}
+	url := "ws://" + s.gatewayAddr + "/ws"
+	say("deploying %s at %s with brainctl", repoURL, sha[:12])
+	deploy := exec.CommandContext(ctx, filepath.Join(s.bin, "brainctl"), "deploy", "--url", url, "--token", token,
+		"--user", "dev", "--chat", "demo", "--repo", repoURL, "--commit", "main")
+	deploy.Stdout, deploy.Stderr = stdout, stderr
+	if err := deploy.Run(); err != nil {
+		say("the example deploy did not succeed (%v); the stack stays up so you can look", err)
+	}
+	fmt.Fprintf(stdout, `
+Brain is running. In another terminal:
+
+  export BRAIN_URL=%s
+  export BRAIN_TOKEN=$(%s token --secret-file %s --user dev)
+  %s deploy --user dev --chat demo --repo %s --commit main
+  %s watch --chat demo
+  %s status --chat demo
+
+Health and metrics: http://%s/metrics (gateway), http://%s/metrics (worker).
+Inspect NATS with the nats CLI against nats://127.0.0.1:4222 (see README). Ctrl-C stops everything.
+`, url, filepath.Join(s.bin, "brainctl"), filepath.Join(s.data, "jwt-secret"), filepath.Join(s.bin, "brainctl"),
+		repoURL, filepath.Join(s.bin, "brainctl"), filepath.Join(s.bin, "brainctl"), s.gatewayAddr, s.workerAddr)
+	select {
+	case <-ctx.Done():
+		say("stopping")
+		return nil
+	case err := <-procs.exited:
+		return err
+	}
+}
+
+// devSecret returns the stack's HS256 secret, creating it (0600) on first use.
+func devSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return string(b), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	buf := make([]byte, 32)
+	_, _ = rand.Read(buf)
+	secret := hex.EncodeToString(buf)
+	return secret, os.WriteFile(path, []byte(secret), 0o600)
+}
+
+func mintToken(ctx context.Context, s settings, _ string, user string) (string, error) {
+	out, err := exec.CommandContext(ctx, filepath.Join(s.bin, "brainctl"), "token", "--secret-file",
+		filepath.Join(s.data, "jwt-secret"), "--user", user, "--ttl", "24h").Output()
+	if err != nil {
+		return "", fmt.Errorf("brainctl token: %w", err)
+	}
+	return string(trimNL(out)), nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// processes are the stack's children; the first to exit ends the stack.
+type processes struct {
+	stderr io.Writer
+	cmds   []*exec.Cmd
+	exited chan error
+}
+
+func (p *processes) start(ctx context.Context, bin, addr string, env map[string]string) error {
+	if p.exited == nil {
+		p.exited = make(chan error, 4)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s (run make build first): %w", bin, err)
+	}
+	p.cmds = append(p.cmds, cmd)
+	done := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		close(done)
+		p.exited <- fmt.Errorf("%s exited: %v", bin, err)
+	}()
+	return waitReady(ctx, "http://"+addr+"/ready", done)
+}
+
+func (p *processes) stop() {
+	for i := len(p.cmds) - 1; i >= 0; i-- {
+		_ = p.cmds[i].Process.Signal(syscall.SIGTERM)
+		_, _ = p.cmds[i].Process.Wait()
+	}
+}
+
+func waitReady(ctx context.Context, url string, done <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: not ready: %w", url, ctx.Err())
+		case <-done:
+			return fmt.Errorf("%s: the process exited before it was ready", url)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
