@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,7 +27,7 @@ type gateway struct {
 	done    chan error
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,10 +38,10 @@ func freeAddr(t *testing.T) string {
 }
 
 // startGateway runs the gateway with env on top of test defaults. With natsURL == "" it embeds NATS.
-func startGateway(t *testing.T, natsURL string, env map[string]string) *gateway {
+func startGateway(t testing.TB, natsURL string, env map[string]string) *gateway {
 	t.Helper()
 	g := &gateway{addr: freeAddr(t), done: make(chan error, 1)}
-	vars := map[string]string{"LISTEN_ADDR": g.addr, "AUTH_MODE": "jwt", "AUTH_JWT_SECRET": testSecret,
+	vars := map[string]string{"LISTEN_ADDR": g.addr, "AUTH_MODE": "jwt", "AUTH_JWT_SECRET": testSecret, "WS_MAX_MESSAGES_PER_SECOND": "1000",
 		"LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "5s"}
 	if natsURL == "" {
 		g.natsURL = "nats://" + freeAddr(t)
@@ -83,7 +80,7 @@ func startGateway(t *testing.T, natsURL string, env map[string]string) *gateway 
 	}
 }
 
-func (g *gateway) shutdown(t *testing.T) {
+func (g *gateway) shutdown(t testing.TB) {
 	t.Helper()
 	g.stop()
 	select {
@@ -109,11 +106,11 @@ func token(t testing.TB, user string, ttl time.Duration) string {
 
 // client is a real WebSocket client.
 type client struct {
-	t  *testing.T
+	t  testing.TB
 	ws *websocket.Conn
 }
 
-func dial(t *testing.T, g *gateway, tok string) *client {
+func dial(t testing.TB, g *gateway, tok string) *client {
 	t.Helper()
 	c, err := dialErr(g, tok)
 	if err != nil {
@@ -174,12 +171,12 @@ func (c *client) readErr(d time.Duration) (proto.Message, error) {
 
 // natsWorker plays a worker's part on the NATS side: it takes jobs and publishes events.
 type natsWorker struct {
-	t  *testing.T
+	t  testing.TB
 	js jetstream.JetStream
 	kv jetstream.KeyValue
 }
 
-func newNATSWorker(t *testing.T, url string) *natsWorker {
+func newNATSWorker(t testing.TB, url string) *natsWorker {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -234,9 +231,4 @@ func (c *client) until(ok func(proto.Message) bool) (seen []proto.Message) {
 	}
 }
 
-var errClosed = errors.New("closed")
-
 func closeCode(err error) int { return int(websocket.CloseStatus(err)) }
-
-var _ = fmt.Sprintf
-var _ sync.Mutex
