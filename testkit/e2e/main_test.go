@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httputil"
@@ -17,12 +18,15 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	// Benchmarks measure binaries built without the race detector; tests use it.
+	race := flag.Lookup("test.bench").Value.String() == ""
 	dir, err := os.MkdirTemp("", "brain-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if err := stack.Build(dir); err != nil {
+	if err := stack.Build(dir, race); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -27,14 +27,19 @@ import (
 // Secret is the HS256 secret the stack's gateways verify tokens with (tests only).
 const Secret = "brain-test-secret-0123456789abcdef0123456789"
 
-// Build compiles bin/gateway, bin/worker and bin/brainctl of the workspace into dir.
-func Build(dir string) error {
+// Build compiles bin/gateway, bin/worker and bin/brainctl of the workspace into dir, with the race
+// detector when race is true.
+func Build(dir string, race bool) error {
 	root, err := RepoRoot()
 	if err != nil {
 		return err
 	}
 	for _, b := range []string{"gateway", "worker", "brainctl"} {
-		cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, b), "./"+b)
+		args := []string{"build", "-o", filepath.Join(dir, b)}
+		if race {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./"+b)...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", b, err, out)

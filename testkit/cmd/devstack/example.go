@@ -131,4 +131,3 @@ func writeBlob(repo *git.Repository, path string) (plumbing.Hash, error) {
 	}
 	return repo.Storer.SetEncodedObject(obj)
 }
-

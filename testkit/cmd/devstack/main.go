@@ -204,4 +204,3 @@ func waitReady(ctx context.Context, url string, done <-chan struct{}) error {
 		}
 	}
 }
-
