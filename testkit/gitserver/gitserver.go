@@ -26,9 +26,9 @@ import (
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -54,6 +54,8 @@ func New(t testing.TB) *Server {
 	}
 	s := &Server{root: t.TempDir()}
 	home := t.TempDir()
+	stderr := &testLog{t: t}
+	t.Cleanup(stderr.stop) // registered before the server's Close, so it runs after it
 	backend := &cgi.Handler{
 		Path: gitPath,
 		Args: []string{"http-backend"},
@@ -70,7 +72,7 @@ func New(t testing.TB) *Server {
 			"GIT_CONFIG_VALUE_1=true",
 		},
 		InheritEnv: []string{"PATH"},
-		Stderr:     os.Stderr,
+		Stderr:     stderr,
 	}
 	s.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
@@ -121,4 +123,26 @@ func (s *Server) Repo(t testing.TB, name string) *Repo {
 	t.Helper()
 	dir := filepath.Join(s.root, name+".git")
 	return initRepo(t, dir, s.URL(name))
+}
+
+// testLog passes git's stderr ("not our ref", "Not a git repository") to t.Log until the test ends.
+type testLog struct {
+	t       testing.TB
+	mu      sync.Mutex
+	stopped bool
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped {
+		l.t.Logf("git http-backend: %s", strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (l *testLog) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = true
 }
