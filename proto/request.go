@@ -194,16 +194,13 @@ func checkPath(s string) *Error {
 	return nil
 }
 
-// CleanPath returns the repository-relative form of a valid path: "" for the root.
+// CleanPath returns the repository-relative form of a valid path: "" (no path: discover the
+// manifest directory) stays "", and the repository root is ".".
 func CleanPath(s string) string {
 	if s == "" {
 		return ""
 	}
-	c := path.Clean(strings.TrimSuffix(s, "/"))
-	if c == "." {
-		return ""
-	}
-	return c
+	return path.Clean(strings.TrimSuffix(s, "/"))
 }
 
 func firstError(errs ...*Error) *Error {
