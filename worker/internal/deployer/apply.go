@@ -1,0 +1,130 @@
+package deployer
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+
+	"github.com/fluxcd/cli-utils/pkg/object"
+	"github.com/fluxcd/pkg/ssa"
+	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
+	"github.com/fluxcd/pkg/ssa/utils"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/backendim/brain/proto"
+)
+
+func (d *Deployer) applyOptions() ssa.ApplyOptions {
+	return ssa.ApplyOptions{WaitInterval: d.opts.PollInterval, WaitTimeout: d.opts.HealthTimeout}
+}
+
+// apply server-side applies items in stages (CRDs and namespaces first) and reports one event per
+// object. When it fails, the objects of the stages that were applied are still reported.
+func (r *run) apply(ctx context.Context, items []*item) error {
+	objs := make([]*unstructured.Unstructured, len(items))
+	for i, it := range items {
+		objs[i] = it.obj
+	}
+	cs, err := r.d.rm.ApplyAllStaged(ctx, objs, r.d.applyOptions())
+	actions := map[object.ObjMetadata]ssa.Action{}
+	if cs != nil {
+		for _, e := range cs.Entries {
+			actions[e.ObjMetadata] = e.Action
+		}
+	}
+	for _, it := range items {
+		if a, ok := actions[it.id()]; ok {
+			r.applied(it, string(a), "", "")
+		}
+	}
+	if err != nil {
+		return r.d.applyError(items, err)
+	}
+	return nil
+}
+
+// applyError names the object an error of ssa concerns, when it can be told.
+func (d *Deployer) applyError(items []*item, err error) error {
+	var dry *ssaerrors.DryRunErr
+	for _, it := range items {
+		switch {
+		case errors.As(err, &dry) && dry.InvolvedObject() != nil &&
+			object.UnstructuredToObjMetadata(dry.InvolvedObject()) == it.id():
+			return d.objectError(it, "apply", dry.Unwrap())
+		case strings.HasPrefix(err.Error(), utils.FmtUnstructured(it.obj)+" "):
+			return d.objectError(it, "apply", err)
+		}
+	}
+	return d.clusterError("apply the objects of "+items[0].obj.GetNamespace(), err)
+}
+
+// applyNamespace applies the chat's namespace and its guard objects, and deletes guards the operator
+// has switched off since an earlier deploy created them. It returns the objects it applied.
+func (r *run) applyNamespace(ctx context.Context, nsExists bool) ([]*item, error) {
+	d := r.d
+	own := []*item{d.namespaceItem(r.req)}
+	guards, disabled := d.guardItems(r.req.Namespace)
+	own = append(own, guards...)
+	if err := r.apply(ctx, own); err != nil {
+		return nil, err
+	}
+	if !nsExists {
+		return own, nil
+	}
+	for _, it := range disabled {
+		if err := r.deleteGuard(ctx, it); err != nil {
+			return nil, err
+		}
+	}
+	return own, nil
+}
+
+// deleteGuard deletes a guard object that the operator switched off, if Brain created it.
+func (r *run) deleteGuard(ctx context.Context, it *item) error {
+	live := it.obj.DeepCopy()
+	err := r.d.client.Get(ctx, client.ObjectKeyFromObject(it.obj), live)
+	if apierrors.IsNotFound(err) || (err == nil && live.GetLabels()[managedByLabel] != managedByValue) {
+		return nil
+	}
+	if err == nil {
+		err = r.d.client.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return r.d.objectError(it, "delete", err)
+	}
+	r.applied(it, proto.ActionPruned, "", "switched off by the operator")
+	return nil
+}
+
+// prune deletes the objects of earlier deploys that this one no longer has, and reports each.
+// Objects whose owner label no longer names this namespace are left alone.
+func (r *run) prune(ctx context.Context, stale []ref) error {
+	d := r.d
+	objs := make([]*unstructured.Unstructured, len(stale))
+	for i, s := range stale {
+		objs[i] = s.object()
+	}
+	sort.Sort(sort.Reverse(ssa.SortableUnstructureds(objs)))
+	opts := ssa.DeleteOptions{PropagationPolicy: metav1.DeletePropagationBackground,
+		Inclusions: map[string]string{ownerLabel: r.req.Namespace}}
+	for _, obj := range objs {
+		it := &item{obj: obj}
+		entry, err := d.rm.Delete(ctx, obj, opts)
+		switch {
+		case meta.IsNoMatchError(err):
+			continue // its kind is gone from the cluster, and the object with it
+		case err != nil:
+			return d.objectError(it, "prune", err)
+		case entry.Action == ssa.SkippedAction:
+			r.log.Warn("not pruning an object that is no longer labelled as this chat's", "object", it.key())
+			continue
+		}
+		r.applied(it, proto.ActionPruned, "", "")
+	}
+	return nil
+}
