@@ -1,0 +1,210 @@
+// Package config gathers the worker's settings from flags whose defaults come from environment
+// variables (every variable is listed in the README and .env.example).
+package config
+
+import (
+	"cmp"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/backendim/brain/proto/layout"
+	"github.com/backendim/brain/worker/internal/cluster"
+	"github.com/backendim/brain/worker/internal/render"
+	"github.com/backendim/brain/worker/internal/urlpolicy"
+)
+
+// Config is the worker's configuration.
+type Config struct {
+	ListenAddr    string
+	NATSURL       string
+	NATSCredsFile string
+	Layout        layout.Config
+
+	WorkerID        string
+	CacheDir        string
+	Concurrency     int
+	JobTimeout      time.Duration
+	ShutdownTimeout time.Duration
+
+	GitAllowedHosts      []string // parsed by urlpolicy.ParseHosts
+	GitAllowHTTP         bool
+	GitAllowPrivate      bool
+	GitCredentialsFile   string
+	GitFetchTimeout      time.Duration
+	GitMaxFetchBytes     int64
+	RenderLimits         render.Limits
+	Cluster              cluster.Config
+	ApplyAllowedKinds    []string
+	ApplyForceConflicts  bool
+	HealthTimeout        time.Duration
+	NamespaceQuota       string // raw values, parsed by deployer.ParseGuards
+	NamespaceLimitRange  string
+	NamespaceNetworkPol  string
+	NamespacePodSecurity string
+
+	LogFormat string // "", "json" or "text"; "" picks text on a terminal, json otherwise
+	LogLevel  string
+}
+
+// Policy is the repository URL policy of the configuration.
+func (c Config) Policy() urlpolicy.Policy {
+	return urlpolicy.Policy{AllowedHosts: c.GitAllowedHosts, AllowHTTP: c.GitAllowHTTP,
+		AllowPrivateNetworks: c.GitAllowPrivate}
+}
+
+// Load parses args with defaults from getenv, then validates the result. Errors name the
+// variable to fix. Usage goes to output.
+func Load(args []string, getenv func(string) string, output io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(output)
+	e := &envFlags{fs: fs, getenv: getenv}
+	e.str(&c.ListenAddr, "LISTEN_ADDR", ":8080", "address serving /health, /ready and /metrics")
+	e.str(&c.NATSURL, "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	e.str(&c.NATSCredsFile, "NATS_CREDS_FILE", "", "NATS credentials (.creds) file")
+	layoutFlags(e, &c.Layout)
+	e.str(&c.WorkerID, "WORKER_ID", hostname(), "this worker's name in events and job records (default: the host name)")
+	e.str(&c.CacheDir, "CACHE_DIR", "./data/cache", "git cache directory; workers may share it")
+	e.integer(&c.Concurrency, "WORKER_CONCURRENCY", 4, "jobs run at once")
+	e.duration(&c.JobTimeout, "JOB_TIMEOUT", 10*time.Minute, "limit of one job attempt, from start to finish")
+	e.duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 30*time.Second, "on SIGTERM, time running jobs get to finish before they are handed back")
+	gitFlags(e, &c)
+	clusterFlags(e, &c)
+	e.str(&c.LogFormat, "LOG_FORMAT", "", "json or text (default: text on a terminal, json otherwise)")
+	e.str(&c.LogLevel, "LOG_LEVEL", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := errors.Join(e.errs...); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return h
+}
+
+// layoutFlags registers the JetStream layout settings; gateways must be given the same values.
+func layoutFlags(e *envFlags, l *layout.Config) {
+	d := layout.Defaults()
+	e.integer(&l.Replicas, "NATS_REPLICAS", d.Replicas, "replicas of Brain's streams and buckets (3 on a NATS cluster)")
+	e.duration(&l.EventsMaxAge, "EVENTS_MAX_AGE", d.EventsMaxAge, "how long job events stay replayable")
+	e.int64(&l.EventsMaxPerChat, "EVENTS_MAX_PER_CHAT", d.EventsMaxPerChat, "events kept per chat")
+	e.duration(&l.JobsHistoryTTL, "JOBS_HISTORY_TTL", d.JobsHistoryTTL, "how long job status records are kept")
+	e.duration(&l.DedupWindow, "DEDUP_WINDOW", d.DedupWindow, "JetStream duplicate window")
+	e.duration(&l.LockTTL, "LOCK_TTL", d.LockTTL, "a namespace lock its holder stops refreshing expires after this")
+	e.duration(&l.AckWait, "ACK_WAIT", d.AckWait, "a job whose worker stops sending heartbeats is redelivered after this")
+	e.integer(&l.MaxDeliver, "MAX_DELIVER", d.MaxDeliver, "deliveries of one job before a retryable failure is final")
+}
+
+func gitFlags(e *envFlags, c *Config) {
+	c.GitAllowedHosts = envDefault(e, "GIT_ALLOWED_HOSTS", nil, urlpolicy.ParseHosts)
+	e.fs.Func(flagName("GIT_ALLOWED_HOSTS"), usage("GIT_ALLOWED_HOSTS", "only these repository hosts (name, IP or *.domain), comma-separated; empty: any public host"),
+		func(s string) (err error) {
+			c.GitAllowedHosts, err = urlpolicy.ParseHosts(s)
+			return err
+		})
+	e.boolean(&c.GitAllowHTTP, "GIT_ALLOW_HTTP", false, "allow plain http:// repository URLs")
+	e.boolean(&c.GitAllowPrivate, "GIT_ALLOW_PRIVATE_NETWORKS", false, "allow loopback, private and link-local repository addresses")
+	e.str(&c.GitCredentialsFile, "GIT_CREDENTIALS_FILE", "", "git-credential-store file with per-host credentials")
+	e.duration(&c.GitFetchTimeout, "GIT_FETCH_TIMEOUT", 2*time.Minute, "limit of one git fetch")
+	e.bytes(&c.GitMaxFetchBytes, "GIT_MAX_FETCH_BYTES", 512<<20, "bytes one git fetch may read")
+	d := render.DefaultLimits()
+	e.integer(&c.RenderLimits.MaxFiles, "RENDER_MAX_FILES", d.MaxFiles, "manifest files one job may read")
+	e.bytes(&c.RenderLimits.MaxFileBytes, "RENDER_MAX_FILE_BYTES", d.MaxFileBytes, "size of one manifest file")
+	e.bytes(&c.RenderLimits.MaxTotalBytes, "RENDER_MAX_TOTAL_BYTES", d.MaxTotalBytes, "size of all manifest files of one job")
+	e.integer(&c.RenderLimits.MaxObjects, "RENDER_MAX_OBJECTS", d.MaxObjects, "objects one job may render")
+}
+
+func clusterFlags(e *envFlags, c *Config) {
+	c.Cluster.Mode = cluster.Mode(cmp.Or(e.getenv("KUBE_AUTH"), string(cluster.ModeKubeconfig)))
+	e.fs.Var((*modeValue)(&c.Cluster.Mode), flagName("KUBE_AUTH"),
+		usage("KUBE_AUTH", "how to reach Kubernetes: kubeconfig, in-cluster, eks, or none (render only)"))
+	e.str(&c.Cluster.Kubeconfig, "KUBECONFIG", "", "kubeconfig file(s) for KUBE_AUTH=kubeconfig (default ~/.kube/config)")
+	e.str(&c.Cluster.Context, "KUBE_CONTEXT", "", "kubeconfig context (default: the file's current context)")
+	e.str(&c.Cluster.ClusterName, "KUBE_CLUSTER_NAME", "", "EKS cluster name for KUBE_AUTH=eks")
+	region := e.getenv("AWS_REGION")
+	if region == "" {
+		region = e.getenv("AWS_DEFAULT_REGION")
+	}
+	e.fs.StringVar(&c.Cluster.Region, flagName("AWS_REGION"), region, usage("AWS_REGION or AWS_DEFAULT_REGION", "EKS cluster region"))
+	e.duration(&c.Cluster.Timeout, "KUBE_TIMEOUT", cluster.DefaultTimeout, "limit of one Kubernetes API request")
+	e.list(&c.ApplyAllowedKinds, "APPLY_ALLOWED_KINDS", "otherwise refused kinds to allow (Kind or group/Kind)")
+	e.boolean(&c.ApplyForceConflicts, "APPLY_FORCE_CONFLICTS", false, "take over fields owned by other field managers")
+	e.duration(&c.HealthTimeout, "HEALTH_TIMEOUT", 5*time.Minute, "how long to wait for applied objects to become healthy")
+	e.str(&c.NamespaceQuota, "NAMESPACE_QUOTA", "true", "ResourceQuota of chat namespaces: true, false or name=quantity,…")
+	e.str(&c.NamespaceLimitRange, "NAMESPACE_LIMITRANGE", "true", "LimitRange of chat namespaces: true, false or default.cpu=…,…")
+	e.str(&c.NamespaceNetworkPol, "NAMESPACE_NETWORKPOLICY", "true", "NetworkPolicy isolating chat namespaces: true or false")
+	e.str(&c.NamespacePodSecurity, "NAMESPACE_POD_SECURITY", "baseline", "Pod Security level of chat namespaces: privileged, baseline, restricted or none")
+}
+
+// modeValue is the flag.Value of KUBE_AUTH.
+type modeValue cluster.Mode
+
+func (m *modeValue) String() string     { return string(*m) }
+func (m *modeValue) Set(s string) error { *m = modeValue(s); return nil }
+
+// Validate checks the settings together and reports every problem, each naming its variable.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		errs = append(errs, fmt.Errorf("LISTEN_ADDR %q: %w", c.ListenAddr, err))
+	}
+	if err := c.Layout.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Cluster.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range []struct {
+		msg string
+		ok  bool
+	}{
+		{"NATS_URL must be set", c.NATSURL != ""},
+		{"WORKER_ID must be 1 to 64 printable characters without spaces (the host name is the default)", validWorkerID(c.WorkerID)},
+		{"CACHE_DIR must be set", c.CacheDir != ""},
+		{"WORKER_CONCURRENCY must be 1 to 256", c.Concurrency >= 1 && c.Concurrency <= 256},
+		{"JOB_TIMEOUT must be at least 1s", c.JobTimeout >= time.Second},
+		{"SHUTDOWN_TIMEOUT must not be negative", c.ShutdownTimeout >= 0},
+		{"GIT_FETCH_TIMEOUT must be at least 1s", c.GitFetchTimeout >= time.Second},
+		{"GIT_MAX_FETCH_BYTES must be at least 1KiB", c.GitMaxFetchBytes >= 1<<10},
+		{"RENDER_MAX_FILES must be at least 1", c.RenderLimits.MaxFiles >= 1},
+		{"RENDER_MAX_FILE_BYTES must be at least 1", c.RenderLimits.MaxFileBytes >= 1},
+		{"RENDER_MAX_TOTAL_BYTES must be at least RENDER_MAX_FILE_BYTES", c.RenderLimits.MaxTotalBytes >= c.RenderLimits.MaxFileBytes},
+		{"RENDER_MAX_OBJECTS must be at least 1", c.RenderLimits.MaxObjects >= 1},
+		{"HEALTH_TIMEOUT must be at least 1s", c.HealthTimeout >= time.Second},
+		{"LOG_FORMAT must be json, text or empty", c.LogFormat == "" || c.LogFormat == "json" || c.LogFormat == "text"},
+		{"LOG_LEVEL must be debug, info, warn or error", strings.Contains(" debug info warn error ", " "+c.LogLevel+" ")},
+	} {
+		if !p.ok {
+			errs = append(errs, errors.New(p.msg))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validWorkerID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
