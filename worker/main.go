@@ -1,0 +1,61 @@
+// Command worker runs Brain's deploy jobs: it pulls them from NATS JetStream, fetches the commit,
+// renders its manifests, applies them into the chat's namespace, and publishes every step as an
+// event for the gateways to relay.
+//
+//	worker               run (configuration: flags, or the environment variables they name)
+//	worker healthcheck   GET /health of the local worker; exit 0 when it answers 200
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/backendim/brain/worker/internal/joblog"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+// run dispatches the subcommands: none (serve) or healthcheck.
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck":
+			return healthcheck(ctx, args[1:], getenv, stderr)
+		}
+	}
+	return serve(ctx, args, getenv, stderr)
+}
+
+// newLogger returns a JSON logger, or a text one when format is "text" or when format is empty
+// and w is a terminal. Records logged with a job's context carry its IDs (joblog).
+func newLogger(format, level string, w io.Writer) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level)) // validated by config
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if strings.EqualFold(format, "text") {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(joblog.NewHandler(h))
+}
