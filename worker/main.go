@@ -4,6 +4,7 @@
 //
 //	worker               run (configuration: flags, or the environment variables they name)
 //	worker healthcheck   GET /health of the local worker; exit 0 when it answers 200
+//	worker doctor        print the worker's cluster identity and check its permissions
 package main
 
 import (
@@ -28,12 +29,14 @@ func main() {
 	}
 }
 
-// run dispatches the subcommands: none (serve) or healthcheck.
+// run dispatches the subcommands: none (serve), healthcheck or doctor.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "healthcheck":
 			return healthcheck(ctx, args[1:], getenv, stderr)
+		case "doctor":
+			return doctor(ctx, args[1:], getenv, stderr)
 		}
 	}
 	return serve(ctx, args, getenv, stderr)
