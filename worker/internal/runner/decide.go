@@ -49,6 +49,10 @@ func (r *Runner) decide(ctx context.Context, runErr error, delivery int, log *sl
 		cause := context.Cause(ctx)
 		var pe *proto.Error
 		switch {
+		case errors.Is(cause, errShutdown) && r.lastDelivery(delivery):
+			// A hand-back would never be delivered again: the consumer's MaxDeliver is used up.
+			return decision{verdict: endError, result: metrics.ResultFailed, err: proto.Errorf(proto.CodeRetriesExhausted,
+				"the worker running the last allowed attempt (%d) stopped before the job finished; submit it again", delivery)}
 		case errors.Is(cause, errShutdown):
 			return decision{verdict: handBack, result: metrics.ResultHandedBack}
 		case errors.Is(cause, errCancelled):
@@ -68,11 +72,16 @@ func (r *Runner) decide(ctx context.Context, runErr error, delivery int, log *sl
 	if !pe.Code.Retryable() {
 		return decision{verdict: endError, err: pe, result: metrics.ResultFailed}
 	}
-	if r.opts.MaxDeliver > 0 && delivery >= r.opts.MaxDeliver {
+	if r.lastDelivery(delivery) {
 		return decision{verdict: endError, result: metrics.ResultFailed, err: proto.Errorf(proto.CodeRetriesExhausted,
 			"gave up after %d attempts; the last one failed with %s: %s", delivery, pe.Code, pe.Message)}
 	}
 	return decision{verdict: retryLater, err: pe, result: metrics.ResultRetrying}
+}
+
+// lastDelivery reports whether the consumer will not deliver the job again after delivery.
+func (r *Runner) lastDelivery(delivery int) bool {
+	return r.opts.MaxDeliver > 0 && delivery >= r.opts.MaxDeliver
 }
 
 // finish carries out d (design step 5): publish the final event, record the final state, release

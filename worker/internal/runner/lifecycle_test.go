@@ -232,6 +232,31 @@ func TestShutdownHandsBackRunningJob(t *testing.T) {
 	}
 }
 
+func TestShutdownDuringLastAttemptEndsJob(t *testing.T) {
+	t.Parallel()
+	lc := layout.Defaults()
+	lc.MaxDeliver = 1
+	e := newEnv(t, lc)
+	e.repo(t, "app")
+	f := newFront(t, e.git)
+	f.hold()
+	a := e.startWorker(t, runner.Options{})
+	ev := e.follow(t, "u1", "c1")
+	job := e.submit(t, "u1", "c1", f.url("app"), "main")
+	f.waitHeld(t)
+	if err := a.stop(t); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	evs := ev.untilFinal(t, job.JobID, 5*time.Second)
+	if final := evs[len(evs)-1]; final.Code != proto.CodeRetriesExhausted || !strings.Contains(final.text(), "submit it again") {
+		t.Errorf("final = %+v", final.Message)
+	}
+	e.waitJobsLeft(t, 0)
+	if st := e.settled(t, job.JobID); st.State != proto.StateFailed {
+		t.Errorf("record = %+v", st)
+	}
+}
+
 func TestShutdownLetsRunningJobFinish(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, layout.Defaults())
