@@ -104,6 +104,8 @@ func start() (*Env, error) {
 	args := api.Configure()
 	args.Set("advertise-address", "127.0.0.1")
 	args.Set("endpoint-reconciler-type", "none")
+	// envtest's /24 runs out after 254 Services; benchmarks create many more.
+	args.Set("service-cluster-ip-range", "10.0.0.0/16")
 	if _, err := env.Start(); err != nil {
 		_ = env.Stop()
 		return nil, fmt.Errorf("start kube-apiserver and etcd from %s: %w\n%s", assets, err, out.String())

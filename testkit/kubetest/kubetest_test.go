@@ -106,11 +106,12 @@ func TestLoopbackOnly(t *testing.T) {
 	}
 }
 
+// readerRBAC grants USER the listing of namespaces.
 const readerRBAC = `
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
-  name: kubetest-ns-reader
+  name: kubetest-ns-reader-USER
 rules:
 - apiGroups: [""]
   resources: [namespaces]
@@ -120,24 +121,25 @@ rules:
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata:
-  name: kubetest-ns-reader
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kubetest-ns-reader}
+  name: kubetest-ns-reader-USER
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: kubetest-ns-reader-USER}
 subjects:
-- {kind: User, name: carol, apiGroup: rbac.authorization.k8s.io}
+- {kind: User, name: USER, apiGroup: rbac.authorization.k8s.io}
 `
 
 func TestUserHasOnlyGrantedRBAC(t *testing.T) {
 	t.Parallel()
-	cs := clientset(t, kube.User(t, "carol"))
+	user := fmt.Sprintf("carol-%d", time.Now().UnixNano()) // -count=2 runs this again on the same server
+	cs := clientset(t, kube.User(t, user))
 	if _, err := cs.CoreV1().Namespaces().List(ctx(t), metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Fatalf("list namespaces before RBAC: err = %v, want forbidden", err)
 	}
-	objs := kubetest.Apply(t, kube.Admin, []byte(readerRBAC))
+	objs := kubetest.Apply(t, kube.Admin, []byte(strings.ReplaceAll(readerRBAC, "USER", user)))
 	var names []string
 	for _, o := range objs {
 		names = append(names, o.GetKind()+"/"+o.GetName())
 	}
-	if diff := cmp.Diff([]string{"ClusterRole/kubetest-ns-reader", "ClusterRoleBinding/kubetest-ns-reader"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"ClusterRole/kubetest-ns-reader-" + user, "ClusterRoleBinding/kubetest-ns-reader-" + user}, names); diff != "" {
 		t.Errorf("applied (-want +got):\n%s", diff)
 	}
 	if _, err := cs.CoreV1().Namespaces().List(ctx(t), metav1.ListOptions{}); err != nil {

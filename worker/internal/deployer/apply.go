@@ -102,29 +102,42 @@ func (r *run) deleteGuard(ctx context.Context, it *item) error {
 }
 
 // prune deletes the objects of earlier deploys that this one no longer has, and reports each.
-// Objects whose owner label no longer names this namespace are left alone.
+// Objects already gone are dropped silently; objects whose owner label no longer names this
+// namespace are left alone.
 func (r *run) prune(ctx context.Context, stale []ref) error {
-	d := r.d
 	objs := make([]*unstructured.Unstructured, len(stale))
 	for i, s := range stale {
 		objs[i] = s.object()
 	}
 	sort.Sort(sort.Reverse(ssa.SortableUnstructureds(objs)))
-	opts := ssa.DeleteOptions{PropagationPolicy: metav1.DeletePropagationBackground,
-		Inclusions: map[string]string{ownerLabel: r.req.Namespace}}
 	for _, obj := range objs {
 		it := &item{obj: obj}
-		entry, err := d.rm.Delete(ctx, obj, opts)
-		switch {
-		case meta.IsNoMatchError(err):
-			continue // its kind is gone from the cluster, and the object with it
-		case err != nil:
-			return d.objectError(it, "prune", err)
-		case entry.Action == ssa.SkippedAction:
-			r.log.Warn("not pruning an object that is no longer labelled as this chat's", "object", it.key())
-			continue
+		deleted, err := r.pruneOne(ctx, it)
+		if err != nil {
+			return err
 		}
-		r.applied(it, proto.ActionPruned, "", "")
+		if deleted {
+			r.applied(it, proto.ActionPruned, "", "")
+		}
 	}
 	return nil
+}
+
+func (r *run) pruneOne(ctx context.Context, it *item) (bool, error) {
+	live := it.obj.DeepCopy()
+	err := r.d.client.Get(ctx, client.ObjectKeyFromObject(it.obj), live)
+	switch {
+	case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
+		return false, nil // gone already, or its kind is gone from the cluster and the object with it
+	case err != nil:
+		return false, r.d.objectError(it, "prune", err)
+	case live.GetLabels()[ownerLabel] != r.req.Namespace:
+		r.log.Warn("not pruning an object that is no longer labelled as this chat's", "object", it.key())
+		return false, nil
+	}
+	err = r.d.client.Delete(ctx, live, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return false, r.d.objectError(it, "prune", err)
+	}
+	return true, nil
 }

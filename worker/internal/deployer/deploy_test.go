@@ -180,3 +180,38 @@ func TestRedeploy(t *testing.T) {
 		t.Errorf("settings color = %q, want green", color)
 	}
 }
+
+func TestFailedApplyPrunesNothing(t *testing.T) {
+	t.Parallel()
+	c := newChat(t)
+	d := newDeployer(t, worker, testOptions())
+	deploy(t, d, c.request(objects(t, "app.yaml", join(settingsBlue, extraCM))))
+
+	green := strings.Replace(settingsBlue, "blue", "green", 1)
+	broken := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: broken}\ndata: {port: 8080}\n"
+	deployErr(t, d, c.request(objects(t, "app.yaml", join(green, broken))), proto.CodeInvalidObject)
+	if get(t, cmGVR, c.ns, "extra") == nil {
+		t.Error("a failed deploy pruned ConfigMap/extra")
+	}
+	cm := get(t, cmGVR, c.ns, "settings")
+	if color, _, _ := unstructured.NestedString(cm.Object, "data", "color"); color != "blue" {
+		t.Errorf("a failed deploy applied settings: color = %q", color)
+	}
+
+	res, rec := deploy(t, d, c.request(objects(t, "app.yaml", green)))
+	want := map[string]string{"ConfigMap/settings": "configured", "ConfigMap/extra": "pruned"}
+	got := actions(res)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s %s, want %s", k, got[k], v)
+		}
+	}
+	for _, e := range rec.applying() {
+		if strings.Contains(e, "broken") {
+			t.Errorf("reported %q for an object that never existed", e)
+		}
+	}
+	if diff := cmp.Diff([]string{"ConfigMap/settings"}, inventory(t, c.ns)); diff != "" {
+		t.Errorf("inventory (-want +got):\n%s", diff)
+	}
+}

@@ -198,3 +198,86 @@ subjects: [{kind: User, name: "` + user + `", apiGroup: rbac.authorization.k8s.i
 		t.Errorf("PriorityClass %s not pruned", name)
 	}
 }
+
+const widgetCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.%s.example.com
+spec:
+  group: %s.example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+`
+
+const widget = `apiVersion: %s.example.com/v1
+kind: Widget
+metadata:
+  name: w
+spec:
+  size: 3
+`
+
+// TestCRDAndItsObjectsInOneDeploy: an operator who allows CRDs lets a repository bring a CRD and
+// objects of its kind together; the kind is unknown to the cluster until the CRD is applied.
+func TestCRDAndItsObjectsInOneDeploy(t *testing.T) {
+	t.Parallel()
+	c := newChat(t)
+	group := "g" + c.id
+	user := "system:serviceaccount:brain:brain-worker-crd-" + c.id
+	extra := strings.NewReplacer("USER", user, "GROUP", group+".example.com", "NAME", "brain-worker-crd-"+c.id).Replace(`apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: NAME}
+rules:
+- {apiGroups: [apiextensions.k8s.io], resources: [customresourcedefinitions], verbs: [get, list, create, patch, delete]}
+- {apiGroups: [GROUP], resources: [widgets], verbs: [get, list, create, patch, delete]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: NAME}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: NAME}
+subjects: [{kind: User, name: "USER", apiGroup: rbac.authorization.k8s.io}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: NAME-base}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: brain-worker}
+subjects: [{kind: User, name: "USER", apiGroup: rbac.authorization.k8s.io}]
+`)
+	kubetest.Apply(t, kube.Admin, []byte(extra))
+	opts := testOptions()
+	opts.AllowedKinds = []string{"apiextensions.k8s.io/CustomResourceDefinition"}
+	d := newDeployer(t, kube.User(t, user), opts)
+	objs := objects(t, "crd.yaml", join(strings.ReplaceAll(widgetCRD, "%s", group), strings.ReplaceAll(widget, "%s", group)))
+
+	dry := c.request(objs)
+	dry.DryRun = true
+	res, _ := deploy(t, d, dry)
+	if got := actions(res); got["Widget/w"] != proto.ActionCreated || got["CustomResourceDefinition/widgets."+group+".example.com"] != proto.ActionCreated {
+		t.Errorf("dry run actions = %v", got)
+	}
+
+	res, _ = deploy(t, d, c.request(objs))
+	want := map[string]string{"CustomResourceDefinition/widgets." + group + ".example.com": "Current", "Widget/w": "Current"}
+	got := statuses(res)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s status %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	wGVR := schema.GroupVersionResource{Group: group + ".example.com", Version: "v1", Resource: "widgets"}
+	if get(t, wGVR, c.ns, "w") == nil {
+		t.Error("Widget/w not created")
+	}
+}
