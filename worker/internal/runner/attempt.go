@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,11 +58,20 @@ func (r *Runner) handle(ctx context.Context, msg jetstream.Msg) {
 	defer stopHeartbeat()
 	go r.heartbeat(hbCtx, msg, a.log)
 
-	a.log.Info("job received", "repo", job.RepoURL, "ref", job.CommitHash)
+	a.log.Info("job received", "repo", redacted(job.RepoURL), "ref", job.CommitHash)
 	result := a.run(joblog.With(ctx, "job", job.JobID, "chat", job.ChatID, "user", job.UserID))
 	r.m.Jobs.WithLabelValues(result).Inc()
 	r.m.JobDuration.Observe(time.Since(start).Seconds())
 	a.log.Info("job attempt ended", "result", result, "duration", time.Since(start).Round(time.Millisecond))
+}
+
+// redacted is a repository URL for the log, without a password.
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // errCancelRequested refuses the start of a job whose user asked to cancel it.

@@ -146,6 +146,23 @@ func (w *worker) stop(t testing.TB) error {
 	return w.runErr
 }
 
+// waitCounter waits until a counter reaches want: results are counted just after the ack.
+func (w *worker) waitCounter(t testing.TB, name, label, value string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := w.counter(t, name, label, value)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s{%s=%q} = %v, want %v", name, label, value, got, want)
+			return
+		}
+		pause(20 * time.Millisecond)
+	}
+}
+
 func (w *worker) counter(t testing.TB, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := w.reg.Gather()

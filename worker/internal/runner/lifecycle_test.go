@@ -198,9 +198,7 @@ func TestDeliveryOfEndedJob(t *testing.T) {
 			}
 		})
 	}
-	if got := w.counter(t, "brain_worker_jobs_total", "result", "dropped"); got != 2 {
-		t.Errorf("jobs_total{dropped} = %v, want 2", got)
-	}
+	w.waitCounter(t, "brain_worker_jobs_total", "result", "dropped", 2)
 }
 
 func TestShutdownHandsBackRunningJob(t *testing.T) {

@@ -69,9 +69,7 @@ func TestJobSucceeds(t *testing.T) {
 	if st.State != proto.StateSucceeded || st.Commit != sha || st.Worker != "w1" || st.Attempt != 1 || st.FinishedAt.IsZero() {
 		t.Errorf("record = %+v", st)
 	}
-	if got := w.counter(t, "brain_worker_jobs_total", "result", "succeeded"); got != 1 {
-		t.Errorf("jobs_total{succeeded} = %v", got)
-	}
+	w.waitCounter(t, "brain_worker_jobs_total", "result", "succeeded", 1)
 	if got := w.counter(t, "brain_worker_git_cache_total", "result", "miss"); got != 1 {
 		t.Errorf("git_cache_total{miss} = %v", got)
 	}
@@ -172,9 +170,7 @@ func TestRetriesExhausted(t *testing.T) {
 	if got := w.counter(t, "brain_worker_redeliveries_total", "", ""); got != 1 {
 		t.Errorf("redeliveries_total = %v, want 1", got)
 	}
-	if got := w.counter(t, "brain_worker_jobs_total", "result", "retrying"); got != 1 {
-		t.Errorf("jobs_total{retrying} = %v, want 1", got)
-	}
+	w.waitCounter(t, "brain_worker_jobs_total", "result", "retrying", 1)
 }
 
 func TestJobTimeout(t *testing.T) {
