@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
@@ -30,7 +31,12 @@ func (r *run) apply(ctx context.Context, items []*item) error {
 	for i, it := range items {
 		objs[i] = it.obj
 	}
-	cs, err := r.d.rm.ApplyAllStaged(ctx, objs, r.d.applyOptions())
+	var cs *ssa.ChangeSet
+	err := r.whileQuotaPending(ctx, func() error {
+		var err error
+		cs, err = r.d.rm.ApplyAllStaged(ctx, objs, r.d.applyOptions())
+		return err
+	})
 	actions := map[object.ObjMetadata]ssa.Action{}
 	if cs != nil {
 		for _, e := range cs.Entries {
@@ -46,6 +52,36 @@ func (r *run) apply(ctx context.Context, items []*item) error {
 		return r.d.applyError(items, err)
 	}
 	return nil
+}
+
+// quotaWait bounds how long an apply waits for the quota controller to count a new ResourceQuota.
+const quotaWait = time.Minute
+
+// whileQuotaPending runs apply again every PollInterval, for up to quotaWait, as long as the API
+// server refuses objects because a ResourceQuota of the namespace has not been counted yet: right
+// after Brain creates the namespace's quota (or the operator changes it), until the quota
+// controller has filled in its status.
+func (r *run) whileQuotaPending(ctx context.Context, apply func() error) error {
+	deadline := time.Now().Add(quotaWait)
+	reported := false
+	for {
+		err := apply()
+		if err == nil || !quotaPending(err) || time.Now().After(deadline) {
+			return err
+		}
+		if !reported {
+			reported = true
+			r.progress(proto.Message{Stage: proto.StageApplying,
+				Message: "waiting for the cluster to count the namespace's ResourceQuota (" + apiMessage(err) + ")"})
+		}
+		t := time.NewTimer(r.d.opts.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 // applyError names the object an error of ssa concerns, when it can be told.

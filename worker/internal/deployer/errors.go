@@ -74,6 +74,10 @@ func (d *Deployer) objectError(it *item, verb string, err error) error {
 		return proto.Errorf(proto.CodeInvalidObject, "%s: a field has the wrong type: %s", subject, msg)
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsRequestEntityTooLargeError(err):
 		return proto.Errorf(proto.CodeInvalidObject, "%s: the API server refused it: %s", subject, apiMessage(err))
+	case quotaPending(err):
+		return proto.Errorf(proto.CodeApplyFailed,
+			"%s: the cluster has not counted the namespace's ResourceQuota yet (%s); the job will be retried",
+			subject, apiMessage(err))
 	case apierrors.IsForbidden(err):
 		hint := ""
 		switch msg := apiMessage(err); {
@@ -91,6 +95,13 @@ func (d *Deployer) objectError(it *item, verb string, err error) error {
 // schema (a string where a number belongs, …), which it answers with status 500.
 func isTypeError(err error) bool {
 	return apierrors.IsInternalError(err) && strings.HasPrefix(apiMessage(err), "failed to create typed ")
+}
+
+// quotaPending reports whether err is the API server refusing an object because a ResourceQuota of
+// its namespace has no usage yet (the quota controller has not counted it since it was created or
+// changed). It passes by itself, usually within a second.
+func quotaPending(err error) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(apiMessage(err), "status unknown for quota")
 }
 
 // unreachable reports whether err means the API server could not be reached or did not answer in

@@ -203,3 +203,36 @@ func TestWaitFailsFastOnFailedJob(t *testing.T) {
 		t.Errorf("Job/migrate status %q, want Failed", got)
 	}
 }
+
+// TestApplyWaitsForQuotaToBeCounted: right after a ResourceQuota is created, the API server refuses
+// objects it covers ("status unknown for quota") until the quota controller has counted it. Brain
+// waits for that instead of failing the first deploy. No controller runs here, so the test plays it.
+func TestApplyWaitsForQuotaToBeCounted(t *testing.T) {
+	t.Parallel()
+	c := newChat(t)
+	d := newDeployer(t, worker, testOptions())
+	deploy(t, d, c.request(objects(t, "app.yaml", settingsBlue)))
+	quotaGVR := schema.GroupVersionResource{Version: "v1", Resource: "resourcequotas"}
+	setStatus(t, quotaGVR, c.ns, "brain-quota", func(int64) map[string]any {
+		return map[string]any{"hard": map[string]any{"configmaps": "100"}} // counted: not yet
+	})
+
+	rec := newRecorder()
+	done := deployAsync(d, c.request(objects(t, "app.yaml", join(settingsBlue, extraCM))), rec)
+	m := rec.next(t, 20*time.Second, func(m proto.Message) bool {
+		return m.Stage == proto.StageApplying && strings.Contains(m.Message, "count the namespace's ResourceQuota")
+	})
+	if !strings.Contains(m.Message, "status unknown for quota: brain-quota") {
+		t.Errorf("message %q does not quote the API server", m.Message)
+	}
+	setStatus(t, quotaGVR, c.ns, "brain-quota", func(int64) map[string]any {
+		return map[string]any{"hard": map[string]any{"configmaps": "100"}, "used": map[string]any{"configmaps": "2"}}
+	})
+	o := await(t, done, 30*time.Second)
+	if o.err != nil {
+		t.Fatalf("deploy: %v", o.err)
+	}
+	if got := actions(o.res)["ConfigMap/extra"]; got != proto.ActionCreated {
+		t.Errorf("ConfigMap/extra %s, want created", got)
+	}
+}
