@@ -23,7 +23,8 @@ run: build
 
 ## test: the tests of every module, with the race detector (builds the test API server once, cached)
 test:
-	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test $(GOFLAGS_TEST) ./...); done
+	@failed=""; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test $(GOFLAGS_TEST) ./...) || failed="$$failed $$m"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 ## lint: gofmt check and go vet on every module
 lint:

@@ -62,10 +62,11 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	if err != nil {
 		return err
 	}
-	cluster, err := clusterEnv(ctx, s, getenv, say)
+	cluster, stopCluster, err := clusterEnv(ctx, s, getenv, say)
 	if err != nil {
 		return err
 	}
+	defer stopCluster()
 	procs := &processes{stderr: stderr}
 	defer procs.stop()
 	say("starting the gateway on %s (embedded NATS JetStream on 127.0.0.1:4222, store %s)", s.gatewayAddr, filepath.Join(s.data, "nats"))
@@ -89,12 +90,19 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		return err
 	}
 	url := "ws://" + s.gatewayAddr + "/ws"
-	say("deploying %s at %s with brainctl", repoURL, sha[:12])
-	deploy := exec.CommandContext(ctx, filepath.Join(s.bin, "brainctl"), "deploy", "--url", url, "--token", token,
-		"--user", "dev", "--chat", "demo", "--repo", repoURL, "--commit", "main")
-	deploy.Stdout, deploy.Stderr = stdout, stderr
-	if err := deploy.Run(); err != nil {
-		say("the example deploy did not succeed (%v); the stack stays up so you can look", err)
+	for _, dry := range []bool{true, false} {
+		what := "deploying"
+		if dry {
+			what = "dry run of"
+		}
+		say("%s %s at %s with brainctl", what, repoURL, sha[:12])
+		args := []string{"deploy", "--url", url, "--token", token, "--user", "dev", "--chat", "demo",
+			"--repo", repoURL, "--commit", "main", "--dry-run=" + fmt.Sprint(dry)}
+		deploy := exec.CommandContext(ctx, filepath.Join(s.bin, "brainctl"), args...)
+		deploy.Stdout, deploy.Stderr = stdout, stderr
+		if err := deploy.Run(); err != nil {
+			say("the example %s did not succeed (%v); the stack stays up so you can look", what, err)
+		}
 	}
 	fmt.Fprintf(stdout, `
 Brain is running. In another terminal:
