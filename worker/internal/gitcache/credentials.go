@@ -23,14 +23,15 @@ type credential struct {
 // LoadCredentials reads a file in git-credential-store format (GIT_CREDENTIALS_FILE): one
 // https://user:token@host[:port] per line, user and token percent-encoded; blank lines and lines
 // starting with '#' are skipped; the first line for a host wins; any path is ignored. The file
-// must not be readable by group or others (chmod 600).
+// must not be readable by others nor writable by its group (chmod 600, or 640/440 as a Kubernetes
+// Secret mounted with fsGroup is).
 func LoadCredentials(path string) (Credentials, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("load git credentials: %w", err)
 	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return Credentials{}, fmt.Errorf("load git credentials: %s is readable by others (mode %04o); run chmod 600 %s", path, perm, path)
+	if perm := info.Mode().Perm(); perm&0o027 != 0 {
+		return Credentials{}, fmt.Errorf("load git credentials: %s is open to others (mode %04o); run chmod 600 %s", path, perm, path)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

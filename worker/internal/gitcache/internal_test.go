@@ -113,8 +113,20 @@ func TestLoadCredentialsPermissions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "chmod 600") || strings.Contains(err.Error(), "secret-token") {
 		t.Fatalf("LoadCredentials of a 0644 file: error = %v, want one saying chmod 600", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	if err := os.Chmod(path, 0o660); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := LoadCredentials(path); err == nil {
+		t.Fatal("LoadCredentials of a group-writable file succeeded")
+	}
+	// 0440 is how a Kubernetes Secret mounted with fsGroup looks.
+	for _, mode := range []os.FileMode{0o440, 0o600} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadCredentials(path); err != nil {
+			t.Fatalf("LoadCredentials of a %04o file: %v", mode, err)
+		}
 	}
 	c, err := LoadCredentials(path)
 	if err != nil {
