@@ -133,11 +133,11 @@ func newVerifier(cfg config.Config, log *slog.Logger) (*auth.Verifier, error) {
 		log.Warn("AUTH_MODE=none: clients are NOT authenticated and any client may act as any user; development only")
 		return nil, nil
 	}
-	secret, err := cfg.Secret()
+	secrets, err := cfg.Secrets()
 	if err != nil {
 		return nil, err
 	}
-	v, err := auth.New(auth.Options{Secret: secret, PublicKeyFile: cfg.JWTPublicKeyFile,
+	v, err := auth.New(auth.Options{Secrets: secrets, PublicKeyFile: cfg.JWTPublicKeyFile,
 		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)

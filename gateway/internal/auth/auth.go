@@ -3,15 +3,16 @@
 package auth
 
 import (
-	"crypto"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,16 +29,18 @@ type Identity struct {
 // Verifier checks tokens. A nil *Verifier is AUTH_MODE=none: every client is trusted and the user ID
 // comes from each message.
 type Verifier struct {
-	key     any
+	keys    jwt.VerificationKeySet
 	parser  *jwt.Parser
 	leeway  time.Duration
 	methods []string
 }
 
-// Options configure a Verifier.
+// Options configure a Verifier. Several secrets or keys may be given at once, so a key can be
+// rotated without refusing tokens signed with the old one: a token verified by any of them is
+// accepted.
 type Options struct {
-	Secret        []byte // HS256
-	PublicKeyFile string // RS256 (RSA key) or EdDSA (Ed25519 key), PEM
+	Secrets       [][]byte // HS256
+	PublicKeyFile string   // PEM with one or more public keys: RSA (RS256) and/or Ed25519 (EdDSA)
 	Issuer        string
 	Audience      string
 }
@@ -49,17 +52,20 @@ var ErrNoToken = errors.New("no token: send Authorization: Bearer <jwt> or ?acce
 func New(o Options) (*Verifier, error) {
 	v := &Verifier{leeway: 30 * time.Second}
 	switch {
-	case len(o.Secret) > 0:
-		if len(o.Secret) < 32 {
-			return nil, errors.New("jwt secret: must be at least 32 bytes")
+	case len(o.Secrets) > 0:
+		for i, secret := range o.Secrets {
+			if len(secret) < 32 {
+				return nil, fmt.Errorf("jwt secret %d: must be at least 32 bytes", i+1)
+			}
+			v.keys.Keys = append(v.keys.Keys, secret)
 		}
-		v.key, v.methods = o.Secret, []string{"HS256"}
+		v.methods = []string{"HS256"}
 	case o.PublicKeyFile != "":
-		key, methods, err := loadPublicKey(o.PublicKeyFile)
+		keys, methods, err := loadPublicKeys(o.PublicKeyFile)
 		if err != nil {
 			return nil, err
 		}
-		v.key, v.methods = key, methods
+		v.keys.Keys, v.methods = keys, methods
 	default:
 		return nil, errors.New("jwt: no secret or public key configured")
 	}
@@ -75,26 +81,37 @@ func New(o Options) (*Verifier, error) {
 	return v, nil
 }
 
-func loadPublicKey(path string) (crypto.PublicKey, []string, error) {
+func loadPublicKeys(path string) ([]jwt.VerificationKey, []string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("jwt public key: %w", err)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil {
+	var keys []jwt.VerificationKey
+	methods := map[string]bool{}
+	for n := 1; ; n++ {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		key, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("jwt public key %s, block %d: %w", path, n, err)
+		}
+		switch key.(type) {
+		case *rsa.PublicKey:
+			methods["RS256"] = true
+		case ed25519.PublicKey:
+			methods["EdDSA"] = true
+		default:
+			return nil, nil, fmt.Errorf("jwt public key %s, block %d: %T is not an RSA or Ed25519 key", path, n, key)
+		}
+		keys = append(keys, key)
+	}
+	if len(keys) == 0 {
 		return nil, nil, fmt.Errorf("jwt public key %s: no PEM block", path)
 	}
-	key, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("jwt public key %s: %w", path, err)
-	}
-	switch key.(type) {
-	case *rsa.PublicKey:
-		return key, []string{"RS256"}, nil
-	case ed25519.PublicKey:
-		return key, []string{"EdDSA"}, nil
-	}
-	return nil, nil, fmt.Errorf("jwt public key %s: %T is not an RSA or Ed25519 key", path, key)
+	return keys, slices.Sorted(maps.Keys(methods)), nil
 }
 
 // Authenticate verifies the request's token.
@@ -112,7 +129,7 @@ func (v *Verifier) Authenticate(r *http.Request) (Identity, error) {
 // Verify checks one token string.
 func (v *Verifier) Verify(raw string) (Identity, error) {
 	var claims jwt.RegisteredClaims
-	if _, err := v.parser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return v.key, nil }); err != nil {
+	if _, err := v.parser.ParseWithClaims(raw, &claims, func(*jwt.Token) (any, error) { return v.keys, nil }); err != nil {
 		return Identity{}, fmt.Errorf("invalid token: %w", err)
 	}
 	if !proto.ValidID(claims.Subject) {

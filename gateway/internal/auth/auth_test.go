@@ -49,7 +49,7 @@ func TestVerify(t *testing.T) {
 	exp := jwt.NewNumericDate(time.Now().Add(time.Hour))
 	ok := jwt.RegisteredClaims{Subject: "u1", ExpiresAt: exp, Issuer: "chat", Audience: jwt.ClaimStrings{"brain"}}
 
-	hs, err := New(Options{Secret: secret, Issuer: "chat", Audience: "brain"})
+	hs, err := New(Options{Secrets: [][]byte{secret}, Issuer: "chat", Audience: "brain"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,13 +106,56 @@ func TestNewErrors(t *testing.T) {
 		o    Options
 		want string
 	}{
-		{"short secret", Options{Secret: []byte("short")}, "32 bytes"},
+		{"short secret", Options{Secrets: [][]byte{[]byte(strings.Repeat("k", 40)), []byte("short")}}, "secret 2: must be at least 32 bytes"},
 		{"missing file", Options{PublicKeyFile: "/nonexistent.pem"}, "no such file"},
 		{"not pem", Options{PublicKeyFile: notPEM}, "no PEM block"},
 		{"nothing", Options{}, "no secret"},
 	} {
 		if _, err := New(tt.o); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestKeyRotation: during a rotation the gateway holds the old and the new key, and accepts tokens
+// signed with either; a token from a key it does not hold is refused.
+func TestKeyRotation(t *testing.T) {
+	t.Parallel()
+	exp := jwt.NewNumericDate(time.Now().Add(time.Hour))
+	claims := jwt.RegisteredClaims{Subject: "u1", ExpiresAt: exp}
+	oldSecret, newSecret, otherSecret := []byte(strings.Repeat("o", 32)), []byte(strings.Repeat("n", 32)), []byte(strings.Repeat("x", 32))
+	hs, err := New(Options{Secrets: [][]byte{oldSecret, newSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	otherRSA, _ := rsa.GenerateKey(rand.Reader, 2048)
+	_, rsaPEM := writeKey(t, &rsaKey.PublicKey)
+	_, edPEM := writeKey(t, edPub)
+	bundle := filepath.Join(t.TempDir(), "keys.pem")
+	if err := os.WriteFile(bundle, append(rsaPEM, edPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pk, err := New(Options{PublicKeyFile: bundle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		v     *Verifier
+		token string
+		ok    bool
+	}{
+		{"old secret", hs, sign(t, jwt.SigningMethodHS256, oldSecret, claims), true},
+		{"new secret", hs, sign(t, jwt.SigningMethodHS256, newSecret, claims), true},
+		{"unknown secret", hs, sign(t, jwt.SigningMethodHS256, otherSecret, claims), false},
+		{"rsa in bundle", pk, sign(t, jwt.SigningMethodRS256, rsaKey, claims), true},
+		{"ed25519 in bundle", pk, sign(t, jwt.SigningMethodEdDSA, edPriv, claims), true},
+		{"rsa not in bundle", pk, sign(t, jwt.SigningMethodRS256, otherRSA, claims), false},
+	} {
+		if _, err := tt.v.Verify(tt.token); (err == nil) != tt.ok {
+			t.Errorf("%s: err = %v, want ok=%v", tt.name, err, tt.ok)
 		}
 	}
 }

@@ -61,8 +61,8 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	layoutFlags(e, &c.Layout)
 	e.str(&c.AuthMode, "auth-mode", "AUTH_MODE", "jwt", "client authentication: jwt, or none (development only)")
 	e.str(&c.JWTSecret, "auth-jwt-secret", "AUTH_JWT_SECRET", "", "HS256 shared secret")
-	e.str(&c.JWTSecretFile, "auth-jwt-secret-file", "AUTH_JWT_SECRET_FILE", "", "file holding the HS256 shared secret")
-	e.str(&c.JWTPublicKeyFile, "auth-jwt-public-key-file", "AUTH_JWT_PUBLIC_KEY_FILE", "", "PEM public key (RSA for RS256, Ed25519 for EdDSA)")
+	e.str(&c.JWTSecretFile, "auth-jwt-secret-file", "AUTH_JWT_SECRET_FILE", "", "file holding HS256 shared secrets, one per line (several during a rotation)")
+	e.str(&c.JWTPublicKeyFile, "auth-jwt-public-key-file", "AUTH_JWT_PUBLIC_KEY_FILE", "", "PEM file with one or more public keys (RSA for RS256, Ed25519 for EdDSA)")
 	e.str(&c.JWTIssuer, "auth-jwt-issuer", "AUTH_JWT_ISSUER", "", "required iss claim, if set")
 	e.str(&c.JWTAudience, "auth-jwt-audience", "AUTH_JWT_AUDIENCE", "", "required aud claim, if set")
 	e.list(&c.AllowedOrigins, "ws-allowed-origins", "WS_ALLOWED_ORIGINS", "browser Origin host patterns allowed besides the gateway's own host, comma-separated")
@@ -147,16 +147,29 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Secret returns the HS256 secret from AUTH_JWT_SECRET or AUTH_JWT_SECRET_FILE.
-func (c Config) Secret() ([]byte, error) {
+// Secrets returns the HS256 secrets: AUTH_JWT_SECRET, or every non-empty line of
+// AUTH_JWT_SECRET_FILE (several lines let a secret be rotated without a cut-over).
+func (c Config) Secrets() ([][]byte, error) {
 	if c.JWTSecretFile == "" {
-		return []byte(c.JWTSecret), nil
+		if c.JWTSecret == "" {
+			return nil, nil
+		}
+		return [][]byte{[]byte(c.JWTSecret)}, nil
 	}
 	b, err := os.ReadFile(c.JWTSecretFile)
 	if err != nil {
 		return nil, fmt.Errorf("read AUTH_JWT_SECRET_FILE: %w", err)
 	}
-	return []byte(strings.TrimSpace(string(b))), nil
+	var out [][]byte
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, []byte(line))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("AUTH_JWT_SECRET_FILE %s is empty", c.JWTSecretFile)
+	}
+	return out, nil
 }
 
 func count(bs ...bool) int {
