@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/backendim/brain/proto"
+	"github.com/backendim/brain/testkit/kubetest"
 	"github.com/backendim/brain/worker/internal/deployer"
 )
 
@@ -73,6 +74,29 @@ func TestUnreachableClusterFailsFastAndRetryable(t *testing.T) {
 				t.Error("Ping succeeded against an unreachable cluster")
 			}
 		})
+	}
+}
+
+// TestClusterGoingAwayWhileWaiting stops an API server of its own while a deploy waits for health.
+func TestClusterGoingAwayWhileWaiting(t *testing.T) {
+	t.Parallel()
+	env := kubetest.Start(t)
+	cfg, err := setUpWorker(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newChat(t)
+	d := newDeployer(t, cfg, testOptions())
+	rec := newRecorder()
+	done := deployAsync(d, c.request(objects(t, "web.yaml", webDeployment)), rec)
+	rec.next(t, 20*time.Second, func(m proto.Message) bool { return m.Stage == proto.StageWaiting })
+	if err := env.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	o := await(t, done, 20*time.Second)
+	pe, ok := o.err.(*proto.Error)
+	if !ok || pe.Code != proto.CodeClusterUnreachable {
+		t.Fatalf("deploy error = %v, want %s", o.err, proto.CodeClusterUnreachable)
 	}
 }
 

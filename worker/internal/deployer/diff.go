@@ -123,12 +123,17 @@ func isScalar(v any) bool {
 }
 
 func shortValue(v any) string {
-	s := fmt.Sprint(v)
-	if _, ok := v.(string); ok {
-		s = strconv.Quote(s)
+	var s string
+	switch v := v.(type) {
+	case nil:
+		s = "null"
+	case string:
+		s = strconv.Quote(v)
+	default:
+		s = fmt.Sprint(v)
 	}
-	if len(s) > maxDiffValue {
-		s = s[:maxDiffValue-1] + "…"
+	if r := []rune(s); len(r) > maxDiffValue {
+		s = string(r[:maxDiffValue-1]) + "…"
 	}
 	return s
 }

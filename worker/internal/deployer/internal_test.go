@@ -119,6 +119,8 @@ func TestDiffSummary(t *testing.T) {
 			`~ metadata.annotations["example.com/a"]: "x" → "z"`},
 		{"secret values hidden", "kind: Secret\ndata: {a: eA==}", "kind: Secret\ndata: {a: eQ==}", "~ data.a"},
 		{"replicas", "kind: Deployment\nspec: {replicas: 1}", "kind: Deployment\nspec: {replicas: 3}", "~ spec.replicas: 1 → 3"},
+		{"null and long values", "kind: ConfigMap\ndata: {a: null, b: " + strings.Repeat("é", 50) + "}",
+			"kind: ConfigMap\ndata: {a: x, b: z}", `~ data.a: null → "x"` + "\n" + `~ data.b: "` + strings.Repeat("é", 38) + `… → "z"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -101,11 +101,19 @@ func (r *run) observe(states *healthSet, e event.Event) (bool, error) {
 		return false, nil
 	}
 	h.status, h.message = e.Resource.Status, e.Resource.Message
+	if h.status == status.NotFoundStatus && deletedWhenDone(h.it.obj) {
+		h.status, h.message = status.CurrentStatus, "finished and deleted (ttlSecondsAfterFinished)"
+	}
 	if e.Resource.Resource != nil {
 		h.live = e.Resource.Resource
 	}
-	if e.Resource.Error != nil && h.message == "" {
-		h.message = e.Resource.Error.Error()
+	if err := e.Resource.Error; err != nil {
+		if unreachable(err) {
+			return true, r.d.clusterError("read the status of "+h.it.key(), err)
+		}
+		if h.message == "" {
+			h.message = err.Error()
+		}
 	}
 	if h.status == status.FailedStatus {
 		return true, proto.Errorf(proto.CodeHealthFailed, "%s failed: %s%s", h.it.describe(), h.message,
@@ -184,4 +192,14 @@ func failureDetail(live *unstructured.Unstructured) string {
 		return " (" + strings.TrimSuffix(reason+": "+msg, ": ") + ")"
 	}
 	return ""
+}
+
+// deletedWhenDone reports whether obj is a Job that the cluster deletes once it has finished, so
+// that its absence means success.
+func deletedWhenDone(obj *unstructured.Unstructured) bool {
+	if obj.GetKind() != "Job" || obj.GroupVersionKind().Group != "batch" {
+		return false
+	}
+	_, found, _ := unstructured.NestedFieldNoCopy(obj.Object, "spec", "ttlSecondsAfterFinished")
+	return found
 }

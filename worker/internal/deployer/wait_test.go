@@ -236,3 +236,26 @@ func TestApplyWaitsForQuotaToBeCounted(t *testing.T) {
 		t.Errorf("ConfigMap/extra %s, want created", got)
 	}
 }
+
+// TestJobDeletedAfterFinishingIsHealthy: a Job with ttlSecondsAfterFinished disappears when it is
+// done; that is success, not an object gone missing.
+func TestJobDeletedAfterFinishingIsHealthy(t *testing.T) {
+	t.Parallel()
+	c := newChat(t)
+	d := newDeployer(t, worker, testOptions())
+	rec := newRecorder()
+	job := strings.Replace(migrateJob, "  backoffLimit: 0\n", "  backoffLimit: 0\n  ttlSecondsAfterFinished: 0\n", 1)
+	done := deployAsync(d, c.request(objects(t, "job.yaml", job)), rec)
+	rec.next(t, 20*time.Second, func(m proto.Message) bool { return m.Stage == proto.StageWaiting })
+	if err := admin(t).Resource(jobGVR).Namespace(c.ns).Delete(ctxFor(t, 10*time.Second), "migrate",
+		metav1.DeleteOptions{PropagationPolicy: new(metav1.DeletePropagationBackground)}); err != nil {
+		t.Fatal(err)
+	}
+	o := await(t, done, 20*time.Second)
+	if o.err != nil {
+		t.Fatalf("deploy: %v", o.err)
+	}
+	if got := statuses(o.res)["Job/migrate"]; got != "Current" {
+		t.Errorf("Job/migrate status %q, want Current", got)
+	}
+}
