@@ -20,12 +20,15 @@ import (
 // serveExample commits the example directory into a bare repository (a new commit only when the
 // files changed) and serves it with git http-backend. It returns the clone URL and the commit.
 func serveExample(ctx context.Context, s settings, say func(string, ...any)) (string, string, error) {
-	root := filepath.Join(s.data, "git")
+	root, err := filepath.Abs(filepath.Join(s.data, "git"))
+	if err != nil {
+		return "", "", err
+	}
 	sha, err := commitDir(filepath.Join(root, "hello.git"), s.example)
 	if err != nil {
 		return "", "", fmt.Errorf("example repository: %w", err)
 	}
-	h, err := gitserver.Backend(root, s.data)
+	h, err := gitserver.Backend(root, filepath.Dir(root))
 	if err != nil {
 		return "", "", err
 	}

@@ -91,11 +91,11 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	}
 	url := "ws://" + s.gatewayAddr + "/ws"
 	for _, dry := range []bool{true, false} {
-		what := "deploying"
+		what := "deploy"
 		if dry {
-			what = "dry run of"
+			what = "dry run"
 		}
-		say("%s %s at %s with brainctl", what, repoURL, sha[:12])
+		say("%s of %s at %s with brainctl", what, repoURL, sha[:12])
 		args := []string{"deploy", "--url", url, "--token", token, "--user", "dev", "--chat", "demo",
 			"--repo", repoURL, "--commit", "main", "--dry-run=" + fmt.Sprint(dry)}
 		deploy := exec.CommandContext(ctx, filepath.Join(s.bin, "brainctl"), args...)

@@ -30,8 +30,8 @@ const (
 	DefaultTimeout = 30 * time.Second // KUBE_TIMEOUT
 	// DefaultQPS and DefaultBurst replace client-go's 5 and 10, which would throttle a deploy of
 	// a few dozen objects.
-	DefaultQPS   = 50
-	DefaultBurst = 100
+	DefaultQPS   = 200
+	DefaultBurst = 400
 )
 
 // Config says how to reach the cluster.

@@ -69,7 +69,9 @@ func (r *Runner) decide(ctx context.Context, runErr error, delivery int, log *sl
 		log.Error("job attempt failed", "err", runErr)
 		pe = proto.Errorf(proto.CodeInternal, "the worker failed unexpectedly (the operator's log has the details)")
 	}
-	if !pe.Code.Retryable() {
+	// health_timeout is retryable for the user, but the wait already spent HEALTH_TIMEOUT: running
+	// the job again at once would only wait again, so it ends here like JOB_TIMEOUT does.
+	if !pe.Code.Retryable() || pe.Code == proto.CodeHealthTimeout {
 		return decision{verdict: endError, err: pe, result: metrics.ResultFailed}
 	}
 	if r.lastDelivery(delivery) {
