@@ -58,10 +58,10 @@ func TestConfigErrors(t *testing.T) {
 
 func TestHealthcheckSubcommand(t *testing.T) {
 	g := startGateway(t, "", nil)
-	if err := run(context.Background(), []string{"healthcheck", g.addr}, func(string) string { return "" }, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"healthcheck", "-listen-addr", g.addr}, func(string) string { return "" }, io.Discard); err != nil {
 		t.Fatalf("healthy gateway: %v", err)
 	}
-	if err := run(context.Background(), []string{"healthcheck", freeAddr(t)}, func(string) string { return "" }, io.Discard); err == nil {
+	if err := run(context.Background(), []string{"healthcheck", "-listen-addr", freeAddr(t)}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Fatal("healthcheck of a closed port succeeded")
 	}
 }

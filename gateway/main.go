@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/backendim/brain/proto/healthcheck"
 	"io"
 	"os"
 	"os/signal"
@@ -23,7 +24,7 @@ func main() {
 // run dispatches the subcommands: none (serve) or healthcheck.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck(ctx, args[1:], getenv, stderr)
+		return healthcheck.Run(ctx, "gateway", args[1:], getenv, stderr)
 	}
 	return serve(ctx, args, getenv, stderr)
 }

@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/backendim/brain/proto/healthcheck"
 	"io"
 	"log/slog"
 	"os"
@@ -34,7 +35,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if len(args) > 0 {
 		switch args[0] {
 		case "healthcheck":
-			return healthcheck(ctx, args[1:], getenv, stderr)
+			return healthcheck.Run(ctx, "worker", args[1:], getenv, stderr)
 		case "doctor":
 			return doctor(ctx, args[1:], getenv, stderr)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/backendim/brain/proto/healthcheck"
 	"io"
 	"net"
 	"net/http"
@@ -119,7 +120,7 @@ func TestServeRunsJobsThenStops(t *testing.T) {
 		"brain_worker_stage_duration_seconds_bucket", "brain_worker_jobs_in_flight 0", "go_goroutines"} {
 		waitMetric(t, base, want)
 	}
-	if err := healthcheck(ctx, nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
+	if err := healthcheck.Run(ctx, "worker", nil, func(k string) string { return vars[k] }, io.Discard); err != nil {
 		t.Errorf("healthcheck of a running worker: %v", err)
 	}
 
@@ -132,7 +133,7 @@ func TestServeRunsJobsThenStops(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("worker did not stop")
 	}
-	if err := healthcheck(context.Background(), []string{"-listen-addr", addr}, func(string) string { return "" }, io.Discard); err == nil {
+	if err := healthcheck.Run(context.Background(), "worker", []string{"-listen-addr", addr}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Error("healthcheck of a stopped worker succeeded")
 	}
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {

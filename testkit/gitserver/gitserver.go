@@ -24,9 +24,7 @@ package gitserver
 import (
 	"crypto/subtle"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -48,31 +46,10 @@ type Server struct {
 // test ends.
 func New(t testing.TB) *Server {
 	t.Helper()
-	gitPath, err := exec.LookPath("git")
-	if err != nil {
-		t.Fatalf("gitserver: the git binary is needed to serve repositories (apt-get install git): %v", err)
-	}
 	s := &Server{root: t.TempDir()}
-	home := t.TempDir()
-	stderr := &testLog{t: t}
-	t.Cleanup(stderr.stop) // registered before the server's Close, so it runs after it
-	backend := &cgi.Handler{
-		Path: gitPath,
-		Args: []string{"http-backend"},
-		Dir:  s.root,
-		Env: []string{
-			"GIT_PROJECT_ROOT=" + s.root,
-			"GIT_HTTP_EXPORT_ALL=1",
-			"HOME=" + home,
-			"GIT_CONFIG_NOSYSTEM=1",
-			"GIT_CONFIG_COUNT=2",
-			"GIT_CONFIG_KEY_0=http.uploadpack",
-			"GIT_CONFIG_VALUE_0=true",
-			"GIT_CONFIG_KEY_1=uploadpack.allowReachableSHA1InWant",
-			"GIT_CONFIG_VALUE_1=true",
-		},
-		InheritEnv: []string{"PATH"},
-		Stderr:     stderr,
+	backend, err := Backend(s.root, t.TempDir())
+	if err != nil {
+		t.Fatalf("gitserver: %v", err)
 	}
 	s.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)

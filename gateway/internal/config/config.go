@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/backendim/brain/proto/envflag"
 	"io"
 	"net"
 	"os"
@@ -51,52 +52,41 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	var c Config
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(output)
-	e := &envFlags{fs: fs, getenv: getenv}
-	e.str(&c.ListenAddr, "listen-addr", "LISTEN_ADDR", ":8080", "address serving /ws, /health, /ready and /metrics")
-	e.str(&c.NATSURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
-	e.str(&c.NATSCredsFile, "nats-creds-file", "NATS_CREDS_FILE", "", "NATS credentials (.creds) file")
-	e.boolean(&c.NATSEmbedded, "nats-embedded", "NATS_EMBEDDED", false, "run an in-process NATS JetStream server")
-	e.str(&c.NATSEmbeddedListen, "nats-embedded-listen", "NATS_EMBEDDED_LISTEN", "127.0.0.1:4222", "where the embedded NATS server listens")
-	e.str(&c.NATSStoreDir, "nats-store-dir", "NATS_STORE_DIR", "./data/nats", "embedded NATS server's JetStream storage")
-	layoutFlags(e, &c.Layout)
-	e.str(&c.AuthMode, "auth-mode", "AUTH_MODE", "jwt", "client authentication: jwt, or none (development only)")
-	e.str(&c.JWTSecret, "auth-jwt-secret", "AUTH_JWT_SECRET", "", "HS256 shared secret")
-	e.str(&c.JWTSecretFile, "auth-jwt-secret-file", "AUTH_JWT_SECRET_FILE", "", "file holding HS256 shared secrets, one per line (several during a rotation)")
-	e.str(&c.JWTPublicKeyFile, "auth-jwt-public-key-file", "AUTH_JWT_PUBLIC_KEY_FILE", "", "PEM file with one or more public keys (RSA for RS256, Ed25519 for EdDSA)")
-	e.str(&c.JWTIssuer, "auth-jwt-issuer", "AUTH_JWT_ISSUER", "", "required iss claim, if set")
-	e.str(&c.JWTAudience, "auth-jwt-audience", "AUTH_JWT_AUDIENCE", "", "required aud claim, if set")
-	e.list(&c.AllowedOrigins, "ws-allowed-origins", "WS_ALLOWED_ORIGINS", "browser Origin host patterns allowed besides the gateway's own host, comma-separated")
-	e.duration(&c.PingInterval, "ws-ping-interval", "WS_PING_INTERVAL", 30*time.Second, "WebSocket ping interval")
-	e.duration(&c.WriteTimeout, "ws-write-timeout", "WS_WRITE_TIMEOUT", 10*time.Second, "a write to a client taking longer closes it (4008)")
-	e.integer(&c.SendQueue, "ws-send-queue", "WS_SEND_QUEUE", 256, "messages buffered per socket before a slow client is closed (4008)")
-	e.integer(&c.MaxChats, "ws-max-chats", "WS_MAX_CHATS", 32, "chats one socket may follow")
-	e.float(&c.JobsPerMinute, "rate-jobs-per-minute", "RATE_JOBS_PER_MINUTE", 30, "jobs per user per minute, per gateway replica")
-	e.integer(&c.JobsBurst, "rate-jobs-burst", "RATE_JOBS_BURST", 10, "jobs a user may submit at once before the rate applies")
-	e.float(&c.MessagesPerSecond, "ws-max-messages-per-second", "WS_MAX_MESSAGES_PER_SECOND", 50, "client messages per second per socket before it is closed (4029)")
-	e.duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 15*time.Second, "time to drain on SIGTERM")
-	e.str(&c.LogFormat, "log-format", "LOG_FORMAT", "", "json or text (default: text on a terminal, json otherwise)")
-	e.str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "debug, info, warn or error")
+	e := envflag.New(fs, getenv)
+	e.String(&c.ListenAddr, "LISTEN_ADDR", ":8080", "address serving /ws, /health, /ready and /metrics")
+	e.String(&c.NATSURL, "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	e.String(&c.NATSCredsFile, "NATS_CREDS_FILE", "", "NATS credentials (.creds) file")
+	e.Bool(&c.NATSEmbedded, "NATS_EMBEDDED", false, "run an in-process NATS JetStream server")
+	e.String(&c.NATSEmbeddedListen, "NATS_EMBEDDED_LISTEN", "127.0.0.1:4222", "where the embedded NATS server listens")
+	e.String(&c.NATSStoreDir, "NATS_STORE_DIR", "./data/nats", "embedded NATS server's JetStream storage")
+	layout.Flags(e, &c.Layout, false)
+	e.String(&c.AuthMode, "AUTH_MODE", "jwt", "client authentication: jwt, or none (development only)")
+	e.String(&c.JWTSecret, "AUTH_JWT_SECRET", "", "HS256 shared secret")
+	e.String(&c.JWTSecretFile, "AUTH_JWT_SECRET_FILE", "", "file holding HS256 shared secrets, one per line (several during a rotation)")
+	e.String(&c.JWTPublicKeyFile, "AUTH_JWT_PUBLIC_KEY_FILE", "", "PEM file with one or more public keys (RSA for RS256, Ed25519 for EdDSA)")
+	e.String(&c.JWTIssuer, "AUTH_JWT_ISSUER", "", "required iss claim, if set")
+	e.String(&c.JWTAudience, "AUTH_JWT_AUDIENCE", "", "required aud claim, if set")
+	e.List(&c.AllowedOrigins, "WS_ALLOWED_ORIGINS", "browser Origin host patterns allowed besides the gateway's own host, comma-separated")
+	e.Duration(&c.PingInterval, "WS_PING_INTERVAL", 30*time.Second, "WebSocket ping interval")
+	e.Duration(&c.WriteTimeout, "WS_WRITE_TIMEOUT", 10*time.Second, "a write to a client taking longer closes it (4008)")
+	e.Int(&c.SendQueue, "WS_SEND_QUEUE", 256, "messages buffered per socket before a slow client is closed (4008)")
+	e.Int(&c.MaxChats, "WS_MAX_CHATS", 32, "chats one socket may follow")
+	e.Float64(&c.JobsPerMinute, "RATE_JOBS_PER_MINUTE", 30, "jobs per user per minute, per gateway replica")
+	e.Int(&c.JobsBurst, "RATE_JOBS_BURST", 10, "jobs a user may submit at once before the rate applies")
+	e.Float64(&c.MessagesPerSecond, "WS_MAX_MESSAGES_PER_SECOND", 50, "client messages per second per socket before it is closed (4029)")
+	e.Duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 15*time.Second, "time to drain on SIGTERM")
+	e.String(&c.LogFormat, "LOG_FORMAT", "", "json or text (default: text on a terminal, json otherwise)")
+	e.String(&c.LogLevel, "LOG_LEVEL", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if err := errors.Join(e.errs...); err != nil {
+	if err := e.Err(); err != nil {
 		return Config{}, err
 	}
 	return c, c.Validate()
-}
-
-// layoutFlags registers the JetStream layout settings shared with the worker.
-func layoutFlags(e *envFlags, l *layout.Config) {
-	d := layout.Defaults()
-	e.integer(&l.Replicas, "nats-replicas", "NATS_REPLICAS", d.Replicas, "replicas of Brain's streams and buckets (3 on a NATS cluster)")
-	e.duration(&l.EventsMaxAge, "events-max-age", "EVENTS_MAX_AGE", d.EventsMaxAge, "how long job events stay replayable")
-	e.int64(&l.EventsMaxPerChat, "events-max-per-chat", "EVENTS_MAX_PER_CHAT", d.EventsMaxPerChat, "events kept per chat")
-	e.duration(&l.JobsHistoryTTL, "jobs-history-ttl", "JOBS_HISTORY_TTL", d.JobsHistoryTTL, "how long job status records are kept")
-	e.duration(&l.DedupWindow, "dedup-window", "DEDUP_WINDOW", d.DedupWindow, "JetStream duplicate window for job publishes")
-	l.LockTTL, l.AckWait, l.MaxDeliver = d.LockTTL, d.AckWait, d.MaxDeliver
 }
 
 // Validate checks the settings together.

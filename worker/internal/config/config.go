@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/backendim/brain/proto/envflag"
 	"io"
 	"net"
 	"os"
@@ -64,27 +65,27 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	var c Config
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(output)
-	e := &envFlags{fs: fs, getenv: getenv}
-	e.str(&c.ListenAddr, "LISTEN_ADDR", ":8080", "address serving /health, /ready and /metrics")
-	e.str(&c.NATSURL, "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
-	e.str(&c.NATSCredsFile, "NATS_CREDS_FILE", "", "NATS credentials (.creds) file")
-	layoutFlags(e, &c.Layout)
-	e.str(&c.WorkerID, "WORKER_ID", hostname(), "this worker's name in events and job records (default: the host name)")
-	e.str(&c.CacheDir, "CACHE_DIR", "./data/cache", "git cache directory; workers may share it")
-	e.integer(&c.Concurrency, "WORKER_CONCURRENCY", 4, "jobs run at once")
-	e.duration(&c.JobTimeout, "JOB_TIMEOUT", 10*time.Minute, "limit of one job attempt, from start to finish")
-	e.duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 30*time.Second, "on SIGTERM, time running jobs get to finish before they are handed back")
+	e := envflag.New(fs, getenv)
+	e.String(&c.ListenAddr, "LISTEN_ADDR", ":8080", "address serving /health, /ready and /metrics")
+	e.String(&c.NATSURL, "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	e.String(&c.NATSCredsFile, "NATS_CREDS_FILE", "", "NATS credentials (.creds) file")
+	layout.Flags(e, &c.Layout, true)
+	e.String(&c.WorkerID, "WORKER_ID", hostname(), "this worker's name in events and job records (default: the host name)")
+	e.String(&c.CacheDir, "CACHE_DIR", "./data/cache", "git cache directory; workers may share it")
+	e.Int(&c.Concurrency, "WORKER_CONCURRENCY", 4, "jobs run at once")
+	e.Duration(&c.JobTimeout, "JOB_TIMEOUT", 10*time.Minute, "limit of one job attempt, from start to finish")
+	e.Duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 30*time.Second, "on SIGTERM, time running jobs get to finish before they are handed back")
 	gitFlags(e, &c)
 	clusterFlags(e, &c)
-	e.str(&c.LogFormat, "LOG_FORMAT", "", "json or text (default: text on a terminal, json otherwise)")
-	e.str(&c.LogLevel, "LOG_LEVEL", "info", "debug, info, warn or error")
+	e.String(&c.LogFormat, "LOG_FORMAT", "", "json or text (default: text on a terminal, json otherwise)")
+	e.String(&c.LogLevel, "LOG_LEVEL", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if err := errors.Join(e.errs...); err != nil {
+	if err := e.Err(); err != nil {
 		return Config{}, err
 	}
 	return c, c.Validate()
@@ -98,58 +99,45 @@ func hostname() string {
 	return h
 }
 
-// layoutFlags registers the JetStream layout settings; gateways must be given the same values.
-func layoutFlags(e *envFlags, l *layout.Config) {
-	d := layout.Defaults()
-	e.integer(&l.Replicas, "NATS_REPLICAS", d.Replicas, "replicas of Brain's streams and buckets (3 on a NATS cluster)")
-	e.duration(&l.EventsMaxAge, "EVENTS_MAX_AGE", d.EventsMaxAge, "how long job events stay replayable")
-	e.int64(&l.EventsMaxPerChat, "EVENTS_MAX_PER_CHAT", d.EventsMaxPerChat, "events kept per chat")
-	e.duration(&l.JobsHistoryTTL, "JOBS_HISTORY_TTL", d.JobsHistoryTTL, "how long job status records are kept")
-	e.duration(&l.DedupWindow, "DEDUP_WINDOW", d.DedupWindow, "JetStream duplicate window")
-	e.duration(&l.LockTTL, "LOCK_TTL", d.LockTTL, "a namespace lock its holder stops refreshing expires after this")
-	e.duration(&l.AckWait, "ACK_WAIT", d.AckWait, "a job whose worker stops sending heartbeats is redelivered after this")
-	e.integer(&l.MaxDeliver, "MAX_DELIVER", d.MaxDeliver, "deliveries of one job before a retryable failure is final")
-}
-
-func gitFlags(e *envFlags, c *Config) {
-	c.GitAllowedHosts = envDefault(e, "GIT_ALLOWED_HOSTS", nil, urlpolicy.ParseHosts)
-	e.fs.Func(flagName("GIT_ALLOWED_HOSTS"), usage("GIT_ALLOWED_HOSTS", "only these repository hosts (name, IP or *.domain), comma-separated; empty: any public host"),
+func gitFlags(e *envflag.Set, c *Config) {
+	c.GitAllowedHosts = envflag.Default(e, "GIT_ALLOWED_HOSTS", nil, urlpolicy.ParseHosts)
+	e.FlagSet.Func(envflag.Name("GIT_ALLOWED_HOSTS"), envflag.Usage("GIT_ALLOWED_HOSTS", "only these repository hosts (name, IP or *.domain), comma-separated; empty: any public host"),
 		func(s string) (err error) {
 			c.GitAllowedHosts, err = urlpolicy.ParseHosts(s)
 			return err
 		})
-	e.boolean(&c.GitAllowHTTP, "GIT_ALLOW_HTTP", false, "allow plain http:// repository URLs")
-	e.boolean(&c.GitAllowPrivate, "GIT_ALLOW_PRIVATE_NETWORKS", false, "allow loopback, private and link-local repository addresses")
-	e.str(&c.GitCredentialsFile, "GIT_CREDENTIALS_FILE", "", "git-credential-store file with per-host credentials")
-	e.duration(&c.GitFetchTimeout, "GIT_FETCH_TIMEOUT", 2*time.Minute, "limit of one git fetch")
-	e.bytes(&c.GitMaxFetchBytes, "GIT_MAX_FETCH_BYTES", 512<<20, "bytes one git fetch may read")
+	e.Bool(&c.GitAllowHTTP, "GIT_ALLOW_HTTP", false, "allow plain http:// repository URLs")
+	e.Bool(&c.GitAllowPrivate, "GIT_ALLOW_PRIVATE_NETWORKS", false, "allow loopback, private and link-local repository addresses")
+	e.String(&c.GitCredentialsFile, "GIT_CREDENTIALS_FILE", "", "git-credential-store file with per-host credentials")
+	e.Duration(&c.GitFetchTimeout, "GIT_FETCH_TIMEOUT", 2*time.Minute, "limit of one git fetch")
+	e.Bytes(&c.GitMaxFetchBytes, "GIT_MAX_FETCH_BYTES", 512<<20, "bytes one git fetch may read")
 	d := render.DefaultLimits()
-	e.integer(&c.RenderLimits.MaxFiles, "RENDER_MAX_FILES", d.MaxFiles, "manifest files one job may read")
-	e.bytes(&c.RenderLimits.MaxFileBytes, "RENDER_MAX_FILE_BYTES", d.MaxFileBytes, "size of one manifest file")
-	e.bytes(&c.RenderLimits.MaxTotalBytes, "RENDER_MAX_TOTAL_BYTES", d.MaxTotalBytes, "size of all manifest files of one job")
-	e.integer(&c.RenderLimits.MaxObjects, "RENDER_MAX_OBJECTS", d.MaxObjects, "objects one job may render")
+	e.Int(&c.RenderLimits.MaxFiles, "RENDER_MAX_FILES", d.MaxFiles, "manifest files one job may read")
+	e.Bytes(&c.RenderLimits.MaxFileBytes, "RENDER_MAX_FILE_BYTES", d.MaxFileBytes, "size of one manifest file")
+	e.Bytes(&c.RenderLimits.MaxTotalBytes, "RENDER_MAX_TOTAL_BYTES", d.MaxTotalBytes, "size of all manifest files of one job")
+	e.Int(&c.RenderLimits.MaxObjects, "RENDER_MAX_OBJECTS", d.MaxObjects, "objects one job may render")
 }
 
-func clusterFlags(e *envFlags, c *Config) {
-	c.Cluster.Mode = cluster.Mode(cmp.Or(e.getenv("KUBE_AUTH"), string(cluster.ModeKubeconfig)))
-	e.fs.Var((*modeValue)(&c.Cluster.Mode), flagName("KUBE_AUTH"),
-		usage("KUBE_AUTH", "how to reach Kubernetes: kubeconfig, in-cluster, eks, or none (render only)"))
-	e.str(&c.Cluster.Kubeconfig, "KUBECONFIG", "", "kubeconfig file(s) for KUBE_AUTH=kubeconfig (default ~/.kube/config)")
-	e.str(&c.Cluster.Context, "KUBE_CONTEXT", "", "kubeconfig context (default: the file's current context)")
-	e.str(&c.Cluster.ClusterName, "KUBE_CLUSTER_NAME", "", "EKS cluster name for KUBE_AUTH=eks")
-	region := e.getenv("AWS_REGION")
+func clusterFlags(e *envflag.Set, c *Config) {
+	c.Cluster.Mode = cluster.Mode(cmp.Or(e.Getenv("KUBE_AUTH"), string(cluster.ModeKubeconfig)))
+	e.FlagSet.Var((*modeValue)(&c.Cluster.Mode), envflag.Name("KUBE_AUTH"),
+		envflag.Usage("KUBE_AUTH", "how to reach Kubernetes: kubeconfig, in-cluster, eks, or none (render only)"))
+	e.String(&c.Cluster.Kubeconfig, "KUBECONFIG", "", "kubeconfig file(s) for KUBE_AUTH=kubeconfig (default ~/.kube/config)")
+	e.String(&c.Cluster.Context, "KUBE_CONTEXT", "", "kubeconfig context (default: the file's current context)")
+	e.String(&c.Cluster.ClusterName, "KUBE_CLUSTER_NAME", "", "EKS cluster name for KUBE_AUTH=eks")
+	region := e.Getenv("AWS_REGION")
 	if region == "" {
-		region = e.getenv("AWS_DEFAULT_REGION")
+		region = e.Getenv("AWS_DEFAULT_REGION")
 	}
-	e.fs.StringVar(&c.Cluster.Region, flagName("AWS_REGION"), region, usage("AWS_REGION or AWS_DEFAULT_REGION", "EKS cluster region"))
-	e.duration(&c.Cluster.Timeout, "KUBE_TIMEOUT", cluster.DefaultTimeout, "limit of one Kubernetes API request")
-	e.list(&c.ApplyAllowedKinds, "APPLY_ALLOWED_KINDS", "otherwise refused kinds to allow (Kind or group/Kind)")
-	e.boolean(&c.ApplyForceConflicts, "APPLY_FORCE_CONFLICTS", false, "take over fields owned by other field managers")
-	e.duration(&c.HealthTimeout, "HEALTH_TIMEOUT", 5*time.Minute, "how long to wait for applied objects to become healthy")
-	e.str(&c.NamespaceQuota, "NAMESPACE_QUOTA", "true", "ResourceQuota of chat namespaces: true, false or name=quantity,…")
-	e.str(&c.NamespaceLimitRange, "NAMESPACE_LIMITRANGE", "true", "LimitRange of chat namespaces: true, false or default.cpu=…,…")
-	e.str(&c.NamespaceNetworkPol, "NAMESPACE_NETWORKPOLICY", "true", "NetworkPolicy isolating chat namespaces: true or false")
-	e.str(&c.NamespacePodSecurity, "NAMESPACE_POD_SECURITY", "baseline", "Pod Security level of chat namespaces: privileged, baseline, restricted or none")
+	e.FlagSet.StringVar(&c.Cluster.Region, envflag.Name("AWS_REGION"), region, envflag.Usage("AWS_REGION or AWS_DEFAULT_REGION", "EKS cluster region"))
+	e.Duration(&c.Cluster.Timeout, "KUBE_TIMEOUT", cluster.DefaultTimeout, "limit of one Kubernetes API request")
+	e.List(&c.ApplyAllowedKinds, "APPLY_ALLOWED_KINDS", "otherwise refused kinds to allow (Kind or group/Kind)")
+	e.Bool(&c.ApplyForceConflicts, "APPLY_FORCE_CONFLICTS", false, "take over fields owned by other field managers")
+	e.Duration(&c.HealthTimeout, "HEALTH_TIMEOUT", 5*time.Minute, "how long to wait for applied objects to become healthy")
+	e.String(&c.NamespaceQuota, "NAMESPACE_QUOTA", "true", "ResourceQuota of chat namespaces: true, false or name=quantity,…")
+	e.String(&c.NamespaceLimitRange, "NAMESPACE_LIMITRANGE", "true", "LimitRange of chat namespaces: true, false or default.cpu=…,…")
+	e.String(&c.NamespaceNetworkPol, "NAMESPACE_NETWORKPOLICY", "true", "NetworkPolicy isolating chat namespaces: true or false")
+	e.String(&c.NamespacePodSecurity, "NAMESPACE_POD_SECURITY", "baseline", "Pod Security level of chat namespaces: privileged, baseline, restricted or none")
 }
 
 // modeValue is the flag.Value of KUBE_AUTH.

@@ -98,25 +98,3 @@ func TestLoadRefusesBadSettings(t *testing.T) {
 		})
 	}
 }
-
-func TestParseBytes(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"1048576", 1 << 20, true}, {"512KiB", 512 << 10, true}, {"1 MiB", 1 << 20, true}, {"2GiB", 2 << 30, true},
-		{"10MB", 10e6, true}, {"7B", 7, true}, {"", 0, false}, {"-1", 0, false}, {"1.5MiB", 0, false},
-		{"9999999999GiB", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			t.Parallel()
-			got, err := ParseBytes(tt.in)
-			if (err == nil) != tt.ok || got != tt.want {
-				t.Errorf("ParseBytes(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
-			}
-		})
-	}
-}
