@@ -36,7 +36,8 @@ fmt:
 
 ## bench: the benchmarks behind docs/performance.md
 bench:
-	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./...); done
+	@failed=""; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem -timeout 60m ./...) || failed="$$failed $$m"; done; \
+	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 ## kube-bins: build (once) the kube-apiserver and etcd the Kubernetes tests run
 kube-bins:

@@ -53,7 +53,8 @@ func BenchmarkRelayLatency1000(b *testing.B) {
 }
 
 // BenchmarkSubmit measures deploy requests accepted per second by one gateway (validation, KV
-// record, queued event, job publish) from 50 concurrent sockets.
+// record, queued event, job publish, chat index) from 50 concurrent sockets, each deploying to its
+// own chat as a chat's client does.
 func BenchmarkSubmit(b *testing.B) {
 	g := startGateway(b, "", map[string]string{"RATE_JOBS_PER_MINUTE": "100000000", "RATE_JOBS_BURST": "100000000"})
 	const sockets = 50
@@ -69,9 +70,9 @@ func BenchmarkSubmit(b *testing.B) {
 		go func() {
 			defer wg.Done()
 			for j := range per {
-				c.send(deployMsg("u1", fmt.Sprintf("c%d-%d", i, j)))
-				if m := c.read(); m.Stage != proto.StageQueued {
-					panic(fmt.Sprintf("got %+v", m))
+				c.send(deployMsg("u1", fmt.Sprintf("c%d", i)))
+				if m := c.read(); m.Stage != proto.StageQueued || m.JobID == "" {
+					panic(fmt.Sprintf("job %d: got %+v", j, m))
 				}
 			}
 		}()

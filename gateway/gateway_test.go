@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,11 @@ func startGateway(t testing.TB, natsURL string, env map[string]string) *gateway 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.stop = cancel
-	go func() { g.done <- run(ctx, nil, func(k string) string { return vars[k] }, io.Discard) }()
+	logw := io.Discard
+	if os.Getenv("BRAIN_TEST_LOG") != "" {
+		logw = os.Stderr
+	}
+	go func() { g.done <- run(ctx, nil, func(k string) string { return vars[k] }, logw) }()
 	t.Cleanup(func() { g.shutdown(t) })
 	deadline := time.Now().Add(20 * time.Second)
 	for {

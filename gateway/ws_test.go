@@ -441,3 +441,26 @@ func grep(s, sub string) string {
 }
 
 var _ = jetstream.ErrKeyExists
+
+func TestTooManyChatsIsRefusedBeforeSubmitting(t *testing.T) {
+	g := startGateway(t, "", map[string]string{"WS_MAX_CHATS": "2"})
+	w := newNATSWorker(t, g.natsURL)
+	c := dial(t, g, token(t, "u1", time.Hour))
+	for _, chat := range []string{"a", "b", "a"} {
+		c.send(deployMsg("u1", chat))
+		if m := c.read(); m.Stage != proto.StageQueued {
+			t.Fatalf("deploy to %s = %+v", chat, m)
+		}
+	}
+	c.send(deployMsg("u1", "c"))
+	if m := c.read(); m.Code != proto.CodeTooManyChats {
+		t.Fatalf("deploy to a third chat = %+v, want too_many_chats", m)
+	}
+	if n := w.jobCount(); n != 3 {
+		t.Errorf("BRAIN_JOBS holds %d jobs, want 3: the refused one must not run", n)
+	}
+	c.send(map[string]any{"type": "subscribe", "chatId": "d"})
+	if m := c.read(); m.Code != proto.CodeTooManyChats {
+		t.Fatalf("subscribe to a third chat = %+v, want too_many_chats", m)
+	}
+}

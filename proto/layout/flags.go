@@ -12,6 +12,7 @@ func Flags(s *envflag.Set, c *Config, worker bool) {
 	s.Int64(&c.EventsMaxPerChat, "EVENTS_MAX_PER_CHAT", d.EventsMaxPerChat, "events kept per chat")
 	s.Duration(&c.JobsHistoryTTL, "JOBS_HISTORY_TTL", d.JobsHistoryTTL, "how long job status records are kept")
 	s.Duration(&c.DedupWindow, "DEDUP_WINDOW", d.DedupWindow, "JetStream duplicate window for publishes")
+	s.Int(&c.MaxFollowers, "EVENTS_MAX_FOLLOWERS", d.MaxFollowers, "chats followed at once over all sockets of all gateways (BRAIN_EVENTS consumers; NATS's default is 1,000)")
 	if !worker {
 		return
 	}

@@ -20,6 +20,7 @@ type Config struct {
 	Replicas         int           // replicas of every stream and bucket (1, or 3 on a NATS cluster)
 	EventsMaxAge     time.Duration // how long events stay replayable
 	EventsMaxPerChat int64         // events kept per chat subject
+	MaxFollowers     int           // consumers of BRAIN_EVENTS at once: one per socket and followed chat, on all gateways
 	DedupWindow      time.Duration // JetStream duplicate window for job publishes
 	JobsHistoryTTL   time.Duration // how long job status records stay in JobsBucket
 	LockTTL          time.Duration // a namespace lock not refreshed for this long expires
@@ -29,7 +30,7 @@ type Config struct {
 
 // Defaults returns the documented defaults.
 func Defaults() Config {
-	return Config{Replicas: 1, EventsMaxAge: 24 * time.Hour, EventsMaxPerChat: 10000,
+	return Config{Replicas: 1, EventsMaxAge: 24 * time.Hour, EventsMaxPerChat: 10000, MaxFollowers: 100_000,
 		DedupWindow: 10 * time.Minute, JobsHistoryTTL: 7 * 24 * time.Hour, LockTTL: 30 * time.Second,
 		AckWait: 30 * time.Second, MaxDeliver: 5}
 }
@@ -53,6 +54,9 @@ func (c Config) Validate() error {
 	}
 	if c.EventsMaxPerChat < 10 {
 		errs = append(errs, fmt.Errorf("events per chat %d: must be at least 10", c.EventsMaxPerChat))
+	}
+	if c.MaxFollowers < 100 {
+		errs = append(errs, fmt.Errorf("max followers %d: must be at least 100", c.MaxFollowers))
 	}
 	if c.MaxDeliver < 1 {
 		errs = append(errs, fmt.Errorf("max deliver %d: must be at least 1", c.MaxDeliver))
@@ -123,7 +127,7 @@ func (c Config) eventsStream() jetstream.StreamConfig {
 		Description: "Brain job events, one subject per chat", Retention: jetstream.LimitsPolicy,
 		Storage: jetstream.FileStorage, Replicas: c.Replicas, MaxAge: c.EventsMaxAge,
 		MaxMsgsPerSubject: c.EventsMaxPerChat, Duplicates: c.DedupWindow, Discard: jetstream.DiscardOld,
-		AllowDirect: true}
+		AllowDirect: true, MaxConsumers: c.MaxFollowers}
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
@@ -156,6 +160,7 @@ func streamDiffs(have, want jetstream.StreamConfig) []string {
 	diffs = differ(diffs, "max_age", have.MaxAge, want.MaxAge)
 	diffs = differ(diffs, "max_msgs_per_subject", limit(have.MaxMsgsPerSubject), limit(want.MaxMsgsPerSubject))
 	diffs = differ(diffs, "duplicate_window", have.Duplicates, want.Duplicates)
+	diffs = differ(diffs, "max_consumers", limit(have.MaxConsumers), limit(want.MaxConsumers))
 	return diffs
 }
 

@@ -161,6 +161,16 @@ func (c *conn) close(code int, reason string) {
 	})
 }
 
+// tooManyChats refuses a request that would make the socket follow one chat more than it may.
+func (c *conn) tooManyChats(chatID string) *proto.Error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.follows[chatID] != nil || len(c.follows) < c.s.o.MaxChats {
+		return nil
+	}
+	return proto.Errorf(proto.CodeTooManyChats, "this connection already follows %d chats (WS_MAX_CHATS); open another", c.s.o.MaxChats)
+}
+
 // follow makes the socket follow chatID from sequence from. If it already follows the chat it is
 // left alone, unless restart (a subscribe) asks to replay from the new point. first, if not nil, is
 // queued before any event of the chat.

@@ -64,6 +64,11 @@ func (c *conn) identify(req *proto.Request) *proto.Error {
 }
 
 func (c *conn) deploy(ctx context.Context, req proto.Request) *proto.Error {
+	// Checked before submitting: a job whose socket could not follow it would run unseen.
+	if err := c.tooManyChats(req.ChatID); err != nil {
+		c.s.o.Metrics.JobsSubmitted.WithLabelValues("rejected").Inc()
+		return err
+	}
 	if ok, wait := c.s.jobRate.allow(req.UserID, time.Now()); !ok {
 		c.s.o.Metrics.JobsSubmitted.WithLabelValues("rejected").Inc()
 		return proto.Errorf(proto.CodeRateLimited, "too many jobs: at most %g per minute (burst %d); retry in %s",
