@@ -24,6 +24,7 @@ import (
 	"github.com/backendim/brain/worker/internal/health"
 	"github.com/backendim/brain/worker/internal/metrics"
 	"github.com/backendim/brain/worker/internal/nslock"
+	"github.com/backendim/brain/worker/internal/orphans"
 	"github.com/backendim/brain/worker/internal/pipeline"
 	"github.com/backendim/brain/worker/internal/runner"
 )
@@ -140,7 +141,7 @@ func newDeployer(ctx context.Context, cfg config.Config, log *slog.Logger) (*dep
 	return dep, nil
 }
 
-// newRunner ensures the JetStream layout and builds the job runner.
+// newRunner ensures the JetStream layout, starts the orphan sweeper and builds the job runner.
 func newRunner(ctx context.Context, cfg config.Config, nc *nats.Conn, pipe *pipeline.Pipeline, m *metrics.Metrics, log *slog.Logger) (*runner.Runner, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -159,6 +160,9 @@ func newRunner(ctx context.Context, cfg config.Config, nc *nats.Conn, pipe *pipe
 	cons, err := layout.Workers(ctx, js, cfg.Layout)
 	if err != nil {
 		return nil, fmt.Errorf("nats layout: %w", err)
+	}
+	if _, err := orphans.Start(nc, js, jobs, log.With("component", "orphans")); err != nil {
+		return nil, err
 	}
 	locker := nslock.New(locks, nslock.Options{TTL: cfg.Layout.LockTTL, Logger: log.With("component", "nslock")})
 	return runner.New(js, cons, jobs, locker, pipe, runner.Options{WorkerID: cfg.WorkerID,
