@@ -142,8 +142,17 @@ func TestUserHasOnlyGrantedRBAC(t *testing.T) {
 	if diff := cmp.Diff([]string{"ClusterRole/kubetest-ns-reader-" + user, "ClusterRoleBinding/kubetest-ns-reader-" + user}, names); diff != "" {
 		t.Errorf("applied (-want +got):\n%s", diff)
 	}
-	if _, err := cs.CoreV1().Namespaces().List(ctx(t), metav1.ListOptions{}); err != nil {
-		t.Errorf("list namespaces after RBAC: %v", err)
+	// The API server's RBAC authorizer learns of new bindings through a watch: wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := cs.CoreV1().Namespaces().List(ctx(t), metav1.ListOptions{})
+		if err == nil {
+			break
+		}
+		if !apierrors.IsForbidden(err) || time.Now().After(deadline) {
+			t.Fatalf("list namespaces after RBAC: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the API server: there is no event to wait on
 	}
 	if _, err := cs.CoreV1().Secrets("default").List(ctx(t), metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("list secrets: err = %v, want forbidden", err)
