@@ -102,9 +102,13 @@ func newPipeline(ctx context.Context, cfg config.Config, m *metrics.Metrics, log
 		log.Info("git credentials loaded", "origins", creds.Origins())
 	}
 	cache, err := gitcache.Open(gitcache.Options{Dir: cfg.CacheDir, Policy: cfg.Policy(), Credentials: creds,
+		SSHKeyFile: cfg.GitSSHKeyFile, SSHKnownHostsFile: cfg.GitSSHKnownHosts,
 		FetchTimeout: cfg.GitFetchTimeout, MaxFetchBytes: cfg.GitMaxFetchBytes, Logger: log.With("component", "gitcache")})
 	if err != nil {
 		return nil, nil, err
+	}
+	if cfg.GitSSHKeyFile != "" {
+		log.Info("ssh repository URLs enabled", "key", cfg.GitSSHKeyFile, "known_hosts", cfg.GitSSHKnownHosts)
 	}
 	opts := pipeline.Options{Git: cache, Limits: cfg.RenderLimits, Metrics: m}
 	dep, err := newDeployer(ctx, cfg, log)

@@ -37,6 +37,8 @@ type Config struct {
 	GitAllowHTTP         bool
 	GitAllowPrivate      bool
 	GitCredentialsFile   string
+	GitSSHKeyFile        string // private key for ssh:// URLs; empty: ssh refused
+	GitSSHKnownHosts     string // known_hosts file, required with GitSSHKeyFile
 	GitFetchTimeout      time.Duration
 	GitMaxFetchBytes     int64
 	RenderLimits         render.Limits
@@ -56,7 +58,7 @@ type Config struct {
 // Policy is the repository URL policy of the configuration.
 func (c Config) Policy() urlpolicy.Policy {
 	return urlpolicy.Policy{AllowedHosts: c.GitAllowedHosts, AllowHTTP: c.GitAllowHTTP,
-		AllowPrivateNetworks: c.GitAllowPrivate}
+		AllowPrivateNetworks: c.GitAllowPrivate, AllowSSH: c.GitSSHKeyFile != ""}
 }
 
 // Load parses args with defaults from getenv, then validates the result. Errors name the
@@ -109,6 +111,8 @@ func gitFlags(e *envflag.Set, c *Config) {
 	e.Bool(&c.GitAllowHTTP, "GIT_ALLOW_HTTP", false, "allow plain http:// repository URLs")
 	e.Bool(&c.GitAllowPrivate, "GIT_ALLOW_PRIVATE_NETWORKS", false, "allow loopback, private and link-local repository addresses")
 	e.String(&c.GitCredentialsFile, "GIT_CREDENTIALS_FILE", "", "git-credential-store file with per-host credentials")
+	e.String(&c.GitSSHKeyFile, "GIT_SSH_KEY_FILE", "", "private SSH key (unencrypted, chmod 600) for ssh:// repository URLs; empty: ssh is refused")
+	e.String(&c.GitSSHKnownHosts, "GIT_SSH_KNOWN_HOSTS", "", "known_hosts file SSH host keys are verified against; required with GIT_SSH_KEY_FILE")
 	e.Duration(&c.GitFetchTimeout, "GIT_FETCH_TIMEOUT", 2*time.Minute, "limit of one git fetch")
 	e.Bytes(&c.GitMaxFetchBytes, "GIT_MAX_FETCH_BYTES", 512<<20, "bytes one git fetch may read")
 	d := render.DefaultLimits()
@@ -158,6 +162,9 @@ func (c Config) Validate() error {
 	if err := c.Cluster.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.validateSSH(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, p := range []struct {
 		msg string
 		ok  bool
@@ -183,6 +190,31 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateSSH checks that an SSH key comes with a known_hosts file (host keys are always
+// verified) and is not open to others.
+func (c Config) validateSSH() error {
+	if c.GitSSHKeyFile == "" {
+		if c.GitSSHKnownHosts != "" {
+			return errors.New("GIT_SSH_KNOWN_HOSTS is set but GIT_SSH_KEY_FILE is not; set both to fetch ssh:// URLs")
+		}
+		return nil
+	}
+	if c.GitSSHKnownHosts == "" {
+		return errors.New("GIT_SSH_KNOWN_HOSTS must be set with GIT_SSH_KEY_FILE: SSH host keys are always verified")
+	}
+	info, err := os.Stat(c.GitSSHKeyFile)
+	if err != nil {
+		return fmt.Errorf("GIT_SSH_KEY_FILE: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o027 != 0 {
+		return fmt.Errorf("GIT_SSH_KEY_FILE %s is open to others (mode %04o); run chmod 600 %s", c.GitSSHKeyFile, perm, c.GitSSHKeyFile)
+	}
+	if _, err := os.Stat(c.GitSSHKnownHosts); err != nil {
+		return fmt.Errorf("GIT_SSH_KNOWN_HOSTS: %w", err)
+	}
+	return nil
 }
 
 func validWorkerID(s string) bool {

@@ -2,6 +2,8 @@ package config
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +96,54 @@ func TestLoadRefusesBadSettings(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+func TestSSHSettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := func(name string, mode os.FileMode) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte("x\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	key, openKey, hosts := file("id", 0o600), file("id_open", 0o644), file("known_hosts", 0o644)
+	tests := []struct {
+		name     string
+		vars     map[string]string
+		wantErr  string // substring; "" for success
+		allowSSH bool
+	}{
+		{"none", nil, "", false},
+		{"key and known_hosts", map[string]string{"GIT_SSH_KEY_FILE": key, "GIT_SSH_KNOWN_HOSTS": hosts}, "", true},
+		{"key without known_hosts", map[string]string{"GIT_SSH_KEY_FILE": key}, "GIT_SSH_KNOWN_HOSTS must be set", false},
+		{"known_hosts without key", map[string]string{"GIT_SSH_KNOWN_HOSTS": hosts}, "GIT_SSH_KEY_FILE is not", false},
+		{"key readable by others", map[string]string{"GIT_SSH_KEY_FILE": openKey, "GIT_SSH_KNOWN_HOSTS": hosts}, "chmod 600", false},
+		{"missing key", map[string]string{"GIT_SSH_KEY_FILE": filepath.Join(dir, "nope"), "GIT_SSH_KNOWN_HOSTS": hosts}, "GIT_SSH_KEY_FILE", false},
+		{"missing known_hosts", map[string]string{"GIT_SSH_KEY_FILE": key, "GIT_SSH_KNOWN_HOSTS": filepath.Join(dir, "nope")}, "GIT_SSH_KNOWN_HOSTS", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			vars := map[string]string{"KUBE_AUTH": "none", "WORKER_ID": "w1"}
+			for k, v := range tt.vars {
+				vars[k] = v
+			}
+			c, err := Load(nil, env(vars), io.Discard)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Load: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Load error = %v, want one mentioning %q", err, tt.wantErr)
+			case err == nil && c.Policy().AllowSSH != tt.allowSSH:
+				t.Errorf("Policy().AllowSSH = %v, want %v", c.Policy().AllowSSH, tt.allowSSH)
 			}
 		})
 	}

@@ -9,8 +9,11 @@
 // dialled, every redirect is checked against the policy, response bodies count against
 // MaxFetchBytes, and the whole fetch has FetchTimeout. Failures a user should see are
 // *proto.Error values: url_refused, repo_not_found, repo_auth_failed, repo_unreachable
-// (retryable), repo_too_large, commit_not_found, ambiguous_commit. Only http and https are
-// fetched; go-git's ssh and file transports are not used (the latter runs the git binary).
+// (retryable), repo_too_large, commit_not_found, ambiguous_commit. http and https are fetched,
+// and ssh:// when Options name an SSH key and a known_hosts file: the connection goes through the
+// policy's dialer too, the host key is always verified, the bytes read from the connection count
+// against MaxFetchBytes, and the connection ends at FetchTimeout. go-git's file transport is not
+// used (it runs the git binary).
 package gitcache
 
 import (
@@ -19,6 +22,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,6 +34,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
@@ -51,6 +56,12 @@ type Options struct {
 	Policy urlpolicy.Policy
 	// Credentials are sent, as HTTP basic auth, to the scheme and host they are configured for.
 	Credentials Credentials
+	// SSHKeyFile is a private key (unencrypted, not readable by others) used for ssh:// URLs;
+	// empty refuses them. From GIT_SSH_KEY_FILE.
+	SSHKeyFile string
+	// SSHKnownHostsFile is the known_hosts file SSH host keys are verified against; required with
+	// SSHKeyFile. From GIT_SSH_KNOWN_HOSTS.
+	SSHKnownHostsFile string
 	// FetchTimeout bounds each fetch; default DefaultFetchTimeout.
 	FetchTimeout time.Duration
 	// MaxFetchBytes bounds the bytes read from the server per fetch; default DefaultMaxFetchBytes.
@@ -62,6 +73,7 @@ type Options struct {
 // Cache is a directory of bare repositories. It is safe for concurrent use.
 type Cache struct {
 	opts  Options
+	ssh   *sshIdentity // nil: no ssh
 	locks repoLocks
 }
 
@@ -93,10 +105,18 @@ func Open(opts Options) (*Cache, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	c := &Cache{opts: opts}
+	if opts.SSHKeyFile != "" {
+		id, err := loadSSHIdentity(opts.SSHKeyFile, opts.SSHKnownHostsFile)
+		if err != nil {
+			return nil, fmt.Errorf("open git cache: %w", err)
+		}
+		c.ssh = id
+	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open git cache: %w", err)
 	}
-	return &Cache{opts: opts}, nil
+	return c, nil
 }
 
 // Checkout resolves ref in the repository at repoURL and returns the commit with its tree. ref
@@ -109,7 +129,10 @@ func (c *Cache) Checkout(ctx context.Context, repoURL, ref string, progress func
 	if err != nil {
 		return nil, err
 	}
-	if u.Scheme != "https" && u.Scheme != "http" {
+	switch {
+	case u.Scheme == "ssh" && c.ssh == nil:
+		return nil, proto.Errorf(proto.CodeURLRefused, "%s uses ssh, which this worker is not set up for (no SSH key); use https://", display(u))
+	case u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "ssh":
 		return nil, proto.Errorf(proto.CodeURLRefused, "this worker fetches repositories over https only; %s is not supported", u.Scheme+"://")
 	}
 	norm := NormalizeURL(u)
@@ -213,21 +236,30 @@ func initStorage(dir, norm string) (*filesystem.Storage, error) {
 	return st, nil
 }
 
-// fetch runs one fetch with its own HTTP client and maps its failure to a *proto.Error.
+// fetch runs one fetch with its own HTTP client (or SSH connection) and maps its failure to a
+// *proto.Error.
 func (c *Cache) fetch(ctx context.Context, st *filesystem.Storage, u *url.URL, ref string, progress func(string)) (fetchResult, error) {
 	start := time.Now()
 	fctx, cancel := context.WithTimeout(ctx, c.opts.FetchTimeout)
 	defer cancel()
 	state := &fetchState{limit: c.opts.MaxFetchBytes}
-	hc, closeIdle := newHTTPClient(c.opts.Policy, state, c.opts.FetchTimeout)
-	defer closeIdle()
 	f := &fetcher{st: st, u: u, ref: ref, progress: progress}
-	cred, hasCreds := c.opts.Credentials.lookup(u)
-	if hasCreds {
-		f.auth = &githttp.BasicAuth{Username: cred.user, Password: cred.password}
+	var client transport.Transport
+	var hasCreds bool
+	if u.Scheme == "ssh" {
+		hasCreds = true
+		client = &sshTransport{ctx: fctx, id: c.ssh, state: state,
+			dial: c.opts.Policy.DialContext(&net.Dialer{Timeout: sshConnectTimeout, KeepAlive: 30 * time.Second})}
+	} else {
+		hc, closeIdle := newHTTPClient(c.opts.Policy, state, c.opts.FetchTimeout)
+		defer closeIdle()
+		var cred credential
+		if cred, hasCreds = c.opts.Credentials.lookup(u); hasCreds {
+			f.auth = &githttp.BasicAuth{Username: cred.user, Password: cred.password}
+		}
+		client = githttp.NewClientWithOptions(hc, &githttp.ClientOptions{RedirectPolicy: githttp.FollowInitialRedirects})
 	}
-	transport := githttp.NewClientWithOptions(hc, &githttp.ClientOptions{RedirectPolicy: githttp.FollowInitialRedirects})
-	res, err := f.run(fctx, transport)
+	res, err := f.run(fctx, client)
 	res.bytes = state.read.Load()
 	log := c.opts.Logger.With("repo", display(u), "ref", ref, "bytes", res.bytes,
 		"downloaded", res.downloaded, "credentials", hasCreds, "duration", time.Since(start).Round(time.Millisecond))

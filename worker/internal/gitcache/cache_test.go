@@ -334,7 +334,7 @@ func TestPolicyRefusals(t *testing.T) {
 		{"loopback refused", urlpolicy.Policy{AllowHTTP: true}, repo.URL(), []string{"loopback", "GIT_ALLOW_PRIVATE_NETWORKS"}},
 		{"host not listed", urlpolicy.Policy{AllowHTTP: true, AllowPrivateNetworks: true, AllowedHosts: []string{"git.example.com"}},
 			repo.URL(), []string{"GIT_ALLOWED_HOSTS"}},
-		{"ssh not fetched", urlpolicy.Policy{AllowSSH: true}, "ssh://git@github.com/org/app.git", []string{"https only"}},
+		{"ssh without a key", urlpolicy.Policy{AllowSSH: true}, "ssh://git@github.com/org/app.git", []string{"no SSH key"}},
 		{"file not fetched", urlpolicy.Policy{AllowPrivateNetworks: true}, "file:///srv/app.git", []string{"https only"}},
 	}
 	for _, tt := range tests {

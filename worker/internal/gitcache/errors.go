@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -53,7 +54,7 @@ func classify(f failure) *proto.Error {
 		return proto.Errorf(proto.CodeRepoAuthFailed, "%s requires credentials and none are configured for %s; ask the operator to add them to GIT_CREDENTIALS_FILE, or use a public repository", f.repo, f.origin)
 	case errors.Is(f.err, transport.ErrEmptyRemoteRepository):
 		return proto.Errorf(proto.CodeCommitNotFound, "repository %s is empty: it has no branches or tags", f.repo)
-	case errors.Is(f.fetchCtx.Err(), context.DeadlineExceeded):
+	case errors.Is(f.fetchCtx.Err(), context.DeadlineExceeded), errors.Is(f.err, os.ErrDeadlineExceeded): // an SSH connection's deadline is the fetch's
 		return proto.Errorf(proto.CodeRepoUnreachable, "fetching %s took longer than %s; try again later", f.repo, f.timeout)
 	}
 	if code, ok := httpStatus(f.err); ok {

@@ -27,7 +27,7 @@ type fetchResult struct {
 	refs map[string]plumbing.Hash
 	// downloaded reports whether the server sent a pack.
 	downloaded bool
-	// bytes is how much the HTTP responses carried.
+	// bytes is how much the HTTP responses (or the SSH connection) carried.
 	bytes int64
 }
 
