@@ -116,7 +116,6 @@ require (
 	github.com/xanzy/ssh-agent v0.3.3 // indirect
 	github.com/xlab/treeprint v1.2.0 // indirect
 	go.yaml.in/yaml/v2 v2.4.4 // indirect
-	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/oauth2 v0.37.0 // indirect
 	golang.org/x/term v0.47.0 // indirect
@@ -143,6 +142,7 @@ replace github.com/backendim/brain/proto => ../proto
 require (
 	github.com/backendim/brain/proto v0.0.0
 	github.com/backendim/brain/testkit v0.0.0
+	golang.org/x/crypto v0.58.0
 )
 
 replace github.com/backendim/brain/testkit => ../testkit
