@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/backendim/brain/gateway/internal/auth"
@@ -20,6 +18,7 @@ import (
 	"github.com/backendim/brain/gateway/internal/relay"
 	"github.com/backendim/brain/gateway/internal/wsapi"
 	"github.com/backendim/brain/proto/layout"
+	"github.com/backendim/brain/proto/logging"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -146,19 +145,5 @@ func newVerifier(cfg config.Config, log *slog.Logger) (*auth.Verifier, error) {
 }
 
 func newLogger(format, level string, w io.Writer) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level))
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "" {
-		format = "json"
-		if f, ok := w.(*os.File); ok {
-			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-				format = "text"
-			}
-		}
-	}
-	if strings.EqualFold(format, "text") {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(logging.Handler(format, level, w))
 }

@@ -11,11 +11,11 @@ import (
 	"context"
 	"fmt"
 	"github.com/backendim/brain/proto/healthcheck"
+	"github.com/backendim/brain/proto/logging"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/backendim/brain/worker/internal/joblog"
@@ -46,20 +46,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // newLogger returns a JSON logger, or a text one when format is "text" or when format is empty
 // and w is a terminal. Records logged with a job's context carry its IDs (joblog).
 func newLogger(format, level string, w io.Writer) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level)) // validated by config
-	opts := &slog.HandlerOptions{Level: lv}
-	if format == "" {
-		format = "json"
-		if f, ok := w.(*os.File); ok {
-			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-				format = "text"
-			}
-		}
-	}
-	var h slog.Handler = slog.NewJSONHandler(w, opts)
-	if strings.EqualFold(format, "text") {
-		h = slog.NewTextHandler(w, opts)
-	}
-	return slog.New(joblog.NewHandler(h))
+	return slog.New(joblog.NewHandler(logging.Handler(format, level, w)))
 }

@@ -23,6 +23,18 @@ type Set struct {
 // New returns a Set registering on fs.
 func New(fs *flag.FlagSet, getenv func(string) string) *Set { return &Set{FlagSet: fs, getenv: getenv} }
 
+// Parse parses args (flags only: a stray argument is an error) and returns every error of the
+// command line and the environment.
+func (s *Set) Parse(args []string) error {
+	if err := s.FlagSet.Parse(args); err != nil {
+		return err
+	}
+	if s.FlagSet.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", s.FlagSet.Args())
+	}
+	return s.Err()
+}
+
 // Err returns the errors of every variable that did not parse.
 func (s *Set) Err() error { return errors.Join(s.errs...) }
 

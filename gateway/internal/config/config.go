@@ -77,13 +77,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	e.Duration(&c.ShutdownTimeout, "SHUTDOWN_TIMEOUT", 15*time.Second, "time to drain on SIGTERM")
 	e.String(&c.LogFormat, "LOG_FORMAT", "", "json or text (default: text on a terminal, json otherwise)")
 	e.String(&c.LogLevel, "LOG_LEVEL", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	if err := e.Err(); err != nil {
+	if err := e.Parse(args); err != nil {
 		return Config{}, err
 	}
 	return c, c.Validate()
