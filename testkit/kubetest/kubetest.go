@@ -46,6 +46,7 @@ type Env struct {
 	Assets string
 
 	env      *envtest.Environment
+	usersMu  sync.Mutex
 	out      *tailBuffer
 	stopOnce sync.Once
 	stopErr  error
@@ -148,8 +149,11 @@ func (e *Env) User(t testing.TB, name string, groups ...string) *rest.Config {
 	return cfg
 }
 
-// AddUser is User for callers without a testing.TB.
+// AddUser is User for callers without a testing.TB. It is safe for concurrent use (envtest's own
+// AddUser is not: its certificate authority's serial counter races).
 func (e *Env) AddUser(name string, groups ...string) (*rest.Config, error) {
+	e.usersMu.Lock()
+	defer e.usersMu.Unlock()
 	u, err := e.env.AddUser(envtest.User{Name: name, Groups: groups}, baseConfig())
 	if err != nil {
 		return nil, fmt.Errorf("add user %s: %w", name, err)
