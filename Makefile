@@ -1,5 +1,6 @@
 # Brain — build, run and test every module of the workspace.
 MODULES := proto gateway worker brainctl testkit
+SHELL   := /bin/bash
 GO      ?= go
 GOFLAGS_TEST ?= -race -shuffle=on -count=1 -timeout 40m
 BENCHTIME ?= 3s
@@ -23,7 +24,10 @@ run: build
 
 ## test: the tests of every module, with the race detector (builds the test API server once, cached)
 test:
-	@failed=""; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test $(GOFLAGS_TEST) ./...) || failed="$$failed $$m"; done; \
+	@log=$$(mktemp); failed=""; \
+	for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test $(GOFLAGS_TEST) ./... 2>&1) | tee -a $$log; \
+	  [ $${PIPESTATUS[0]} -eq 0 ] || failed="$$failed $$m"; done; \
+	echo "packages: $$(grep -c '^ok ' $$log) passed, $$(grep -c '^FAIL[[:space:]]' $$log) failed"; rm -f $$log; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
 
 ## lint: gofmt check and go vet on every module
