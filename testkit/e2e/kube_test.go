@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/backendim/brain/proto"
+	"github.com/backendim/brain/testkit/gitserver"
+	"github.com/backendim/brain/testkit/kubetest"
+	"github.com/backendim/brain/testkit/stack"
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+)
+
+var deployments = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+
+// TestWebSocketToCluster drives the whole system: a WebSocket message to a gateway process, a
+// worker process applying to a real kube-apiserver as the ServiceAccount of worker-rbac.yaml, and
+// back. No kubelet runs, so the test plays the Deployment controller's part once the Deployment
+// exists: it writes an available status, and the job's wait then ends in success.
+func TestWebSocketToCluster(t *testing.T) {
+	t.Parallel()
+	kube := kubetest.Start(t)
+	kubeconfig := workerKubeconfig(t, kube)
+	git := gitserver.New(t)
+	repo := git.Repo(t, "app")
+	sha := repo.Commit(t, "Add web", map[string]string{"deploy/app.yaml": manifests,
+		"deploy/config.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {color: blue}\n"})
+	s := stack.Start(t, stack.Options{BinDir: binDir, WorkerEnv: map[string]string{
+		"KUBE_AUTH": "kubeconfig", "KUBECONFIG": kubeconfig, "HEALTH_TIMEOUT": "60s"}})
+	c := stack.Dial(t, s.Gateways[0], s.Token("u1"))
+	c.Send(deploy("u1", "c1", repo.URL(), sha))
+	q := c.Read(10 * time.Second)
+	admin, err := dynamic.NewForConfig(kube.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := proto.Namespace("c1", "u1")
+	applied := map[string]string{}
+	var final proto.Message
+	for final.Type == "" {
+		m := c.Read(90 * time.Second)
+		switch {
+		case m.JobID != q.JobID:
+		case m.Stage == proto.StageApplying && m.Object != nil:
+			applied[m.Object.Kind+"/"+m.Object.Name] = m.Object.Action
+		case m.Stage == proto.StageWaiting:
+			setAvailable(t, admin, ns, "web")
+		case m.Final():
+			final = m
+		}
+	}
+	if final.Type != proto.TypeSuccess {
+		t.Fatalf("final = %+v", final)
+	}
+	for _, obj := range []string{"Namespace/" + ns, "ConfigMap/settings", "Deployment/web", "Service/web"} {
+		if applied[obj] != proto.ActionCreated {
+			t.Errorf("%s: action %q, want created (all: %v)", obj, applied[obj], applied)
+		}
+	}
+	cm, err := admin.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace(ns).
+		Get(context.Background(), "settings", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the ConfigMap is not in the cluster: %v", err)
+	}
+	var managers []string
+	for _, f := range cm.GetManagedFields() {
+		managers = append(managers, f.Manager)
+	}
+	if diff := cmp.Diff([]string{"brain"}, managers); diff != "" {
+		t.Errorf("field managers of the ConfigMap (-want +got):\n%s", diff)
+	}
+	if p := final.Payload; p.Commit != sha || p.Namespace != ns {
+		t.Errorf("payload = %+v", p)
+	}
+}
+
+// workerKubeconfig gives the worker exactly the RBAC of deploy/kubernetes/base/worker-rbac.yaml.
+func workerKubeconfig(t *testing.T, kube *kubetest.Env) string {
+	t.Helper()
+	root, err := stack.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rbac, err := os.ReadFile(filepath.Join(root, "deploy", "kubernetes", "base", "worker-rbac.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubetest.Apply(t, kube.Admin, append([]byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: brain}\n---\n"), rbac...))
+	cfg := kube.User(t, "system:serviceaccount:brain:brain-worker", "system:serviceaccounts", "system:serviceaccounts:brain")
+	return kube.Kubeconfig(t, cfg)
+}
+
+// setAvailable writes the status a Deployment controller would write once every replica is up.
+func setAvailable(t *testing.T, admin dynamic.Interface, ns, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := admin.Resource(deployments).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get deployment %s/%s: %v", ns, name, err)
+	}
+	now := time.Now().UTC().Format(time.RFC3339)
+	cond := func(typ, reason string) any {
+		return map[string]any{"type": typ, "status": "True", "reason": reason, "lastUpdateTime": now, "lastTransitionTime": now}
+	}
+	d.Object["status"] = map[string]any{"observedGeneration": d.GetGeneration(), "replicas": int64(1),
+		"updatedReplicas": int64(1), "readyReplicas": int64(1), "availableReplicas": int64(1),
+		"conditions": []any{cond("Available", "MinimumReplicasAvailable"), cond("Progressing", "NewReplicaSetAvailable")}}
+	if _, err := admin.Resource(deployments).Namespace(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("update status of %s/%s: %v", ns, name, err)
+	}
+}
