@@ -156,9 +156,9 @@ func handshakeError(hostPort string, err error) error {
 	var ke *knownhosts.KeyError
 	switch {
 	case errors.As(err, &ke) && len(ke.Want) == 0:
-		return proto.Errorf(proto.CodeRepoUnreachable, "the SSH host key of %s is not in the worker's known_hosts file; ask the operator to add it to GIT_SSH_KNOWN_HOSTS", hostPort)
+		return proto.Errorf(proto.CodeURLRefused, "the SSH host key of %s is not in the worker's known_hosts file; ask the operator to add it to GIT_SSH_KNOWN_HOSTS", hostPort)
 	case errors.As(err, &ke):
-		return proto.Errorf(proto.CodeRepoUnreachable, "the SSH host key of %s does not match the worker's known_hosts file (GIT_SSH_KNOWN_HOSTS); the connection was refused, ask the operator to check the host key", hostPort)
+		return proto.Errorf(proto.CodeURLRefused, "the SSH host key of %s does not match the worker's known_hosts file (GIT_SSH_KNOWN_HOSTS); the connection was refused, ask the operator to check the host key", hostPort)
 	case strings.Contains(err.Error(), "unable to authenticate"):
 		return proto.Errorf(proto.CodeRepoAuthFailed, "%s refused the worker's SSH key; ask the operator to give the key in GIT_SSH_KEY_FILE read access to the repository", hostPort)
 	}

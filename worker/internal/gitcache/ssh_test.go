@@ -242,9 +242,9 @@ func TestSSHFailures(t *testing.T) {
 		want    proto.Code
 		mention []string
 	}{
-		{"wrong host key", clientPEM, knownHosts(t, srv.addr, otherHost.PublicKey()), proto.CodeRepoUnreachable,
+		{"wrong host key", clientPEM, knownHosts(t, srv.addr, otherHost.PublicKey()), proto.CodeURLRefused,
 			[]string{"does not match", "GIT_SSH_KNOWN_HOSTS"}},
-		{"unknown host", clientPEM, knownHosts(t, "127.0.0.2:22", srv.hostKey.PublicKey()), proto.CodeRepoUnreachable,
+		{"unknown host", clientPEM, knownHosts(t, "127.0.0.2:22", srv.hostKey.PublicKey()), proto.CodeURLRefused,
 			[]string{"not in the worker's known_hosts", "GIT_SSH_KNOWN_HOSTS"}},
 		{"key not accepted", strangerPEM, right, proto.CodeRepoAuthFailed, []string{"refused the worker's SSH key", "GIT_SSH_KEY_FILE"}},
 	}
