@@ -5,11 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"github.com/backendim/brain/proto/healthcheck"
+	"github.com/backendim/brain/testkit/stack"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,34 +19,6 @@ import (
 	"github.com/backendim/brain/testkit/kubetest"
 	"github.com/backendim/brain/testkit/natstest"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// syncBuffer collects a process's log output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -60,7 +31,7 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-func waitReady(t *testing.T, base string, logs *syncBuffer) {
+func waitReady(t *testing.T, base string, logs *stack.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -80,11 +51,11 @@ func TestServeRunsJobsThenStops(t *testing.T) {
 	git := gitserver.New(t)
 	repo := git.Repo(t, "app")
 	sha := repo.Commit(t, "Add config", map[string]string{"k8s/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n"})
-	addr := freeAddr(t)
+	addr := stack.FreeAddr(t)
 	vars := map[string]string{"NATS_URL": ns.ClientURL(), "LISTEN_ADDR": addr, "KUBE_AUTH": "none",
 		"CACHE_DIR": t.TempDir(), "GIT_ALLOW_HTTP": "true", "GIT_ALLOW_PRIVATE_NETWORKS": "true",
 		"WORKER_ID": "main-test", "LOG_FORMAT": "json", "SHUTDOWN_TIMEOUT": "5s"}
-	logs := &syncBuffer{}
+	logs := &stack.Buffer{}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	done := make(chan error, 1)

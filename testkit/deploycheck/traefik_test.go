@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -20,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -209,9 +207,9 @@ func startTraefik(t *testing.T, bin string, gateways []string) *traefik {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &traefik{domain: *svc.Environment["DOMAIN"], web: freeAddr(t), websecure: freeAddr(t),
+	tr := &traefik{domain: *svc.Environment["DOMAIN"], web: stack.FreeAddr(t), websecure: stack.FreeAddr(t),
 		password: "s3cret-" + rand.Text(), accessLogPath: filepath.Join(dir, "access.log")}
-	internal := freeAddr(t)
+	internal := stack.FreeAddr(t)
 	certFile, keyFile := tr.selfSigned(t, dir)
 
 	writeStaticConfig(t, filepath.Join(dir, "traefik.yml"), map[string]string{
@@ -227,7 +225,7 @@ func startTraefik(t *testing.T, bin string, gateways []string) *traefik {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &stack.Buffer{}
 	cmd := exec.Command(bin, "--configFile="+filepath.Join(dir, "traefik.yml"))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "DOMAIN=" + tr.domain,
 		"DASHBOARD_USERS=admin:" + string(hash)}
@@ -462,7 +460,7 @@ func (tr *traefik) waitServerDown(t *testing.T, url string) {
 }
 
 // waitFor polls cond until it holds, failing the test after d or when exited closes.
-func waitFor(t *testing.T, d time.Duration, exited <-chan struct{}, logs *syncBuffer, cond func() bool) {
+func waitFor(t *testing.T, d time.Duration, exited <-chan struct{}, logs *stack.Buffer, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
@@ -492,36 +490,3 @@ func writeYAML(t *testing.T, path string, v any) {
 		t.Fatal(err)
 	}
 }
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	if b == nil {
-		return ""
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)

@@ -151,7 +151,7 @@ type Proc struct {
 	Name string
 	Addr string // 127.0.0.1:port of LISTEN_ADDR
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *Buffer
 	done chan struct{}
 	err  error
 }
@@ -167,7 +167,7 @@ func (p *Proc) Logs() string { return p.logs.String() }
 
 func (s *Stack) start(t testing.TB, bin, name string, env map[string]string) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, Addr: freeAddr(t), logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &Proc{Name: name, Addr: FreeAddr(t), logs: &Buffer{}, done: make(chan struct{})}
 	env["LISTEN_ADDR"] = p.Addr
 	p.cmd = exec.Command(filepath.Join(s.opts.BinDir, bin))
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
@@ -263,7 +263,8 @@ func (p *Proc) Metric(t testing.TB, name string) float64 {
 	return 0
 }
 
-func freeAddr(t testing.TB) string {
+// FreeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -273,14 +274,14 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// lockedBuffer collects a process's output and signals each write.
-type lockedBuffer struct {
+// Buffer collects a process's output, safe for concurrent use, and signals each write.
+type Buffer struct {
 	mu   sync.Mutex
 	buf  bytes.Buffer
 	wake chan struct{}
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.wake != nil {
@@ -290,13 +291,16 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *Buffer) String() string {
+	if b == nil {
+		return ""
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
-func (b *lockedBuffer) changed() <-chan struct{} {
+func (b *Buffer) changed() <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.wake == nil {
@@ -305,4 +309,4 @@ func (b *lockedBuffer) changed() <-chan struct{} {
 	return b.wake
 }
 
-var _ io.Writer = (*lockedBuffer)(nil)
+var _ io.Writer = (*Buffer)(nil)
