@@ -13,7 +13,6 @@ import (
 	"github.com/backendim/brain/proto"
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestOriginalMessageIsQueued(t *testing.T) {
@@ -439,8 +438,6 @@ func grep(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
-
-var _ = jetstream.ErrKeyExists
 
 func TestTooManyChatsIsRefusedBeforeSubmitting(t *testing.T) {
 	g := startGateway(t, "", map[string]string{"WS_MAX_CHATS": "2"})

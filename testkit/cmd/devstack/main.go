@@ -52,8 +52,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	if err := os.MkdirAll(s.data, 0o700); err != nil {
 		return err
 	}
-	secret, err := devSecret(filepath.Join(s.data, "jwt-secret"))
-	if err != nil {
+	if err := ensureSecret(filepath.Join(s.data, "jwt-secret")); err != nil {
 		return err
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", args...) }
@@ -85,7 +84,7 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	if err := procs.start(ctx, filepath.Join(s.bin, "worker"), s.workerAddr, workerEnv); err != nil {
 		return err
 	}
-	token, err := mintToken(ctx, s, secret, "dev")
+	token, err := mintToken(ctx, s, "dev")
 	if err != nil {
 		return err
 	}
@@ -126,20 +125,18 @@ Inspect NATS with the nats CLI against nats://127.0.0.1:4222 (see README). Ctrl-
 	}
 }
 
-// devSecret returns the stack's HS256 secret, creating it (0600) on first use.
-func devSecret(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return string(b), nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", err
+// ensureSecret creates the stack's HS256 secret file (0600) on first use.
+func ensureSecret(path string) error {
+	if _, err := os.Stat(path); err == nil || !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	buf := make([]byte, 32)
-	_, _ = rand.Read(buf)
-	secret := hex.EncodeToString(buf)
-	return secret, os.WriteFile(path, []byte(secret), 0o600)
+	_, _ = rand.Read(buf) // crypto/rand.Read never fails
+	return os.WriteFile(path, []byte(hex.EncodeToString(buf)), 0o600)
 }
 
-func mintToken(ctx context.Context, s settings, _ string, user string) (string, error) {
+// mintToken asks brainctl for a token of the stack's secret, as a user would.
+func mintToken(ctx context.Context, s settings, user string) (string, error) {
 	out, err := exec.CommandContext(ctx, filepath.Join(s.bin, "brainctl"), "token", "--secret-file",
 		filepath.Join(s.data, "jwt-secret"), "--user", user, "--ttl", "24h").Output()
 	if err != nil {
