@@ -1,9 +1,18 @@
-// Package kubetest runs a real etcd and kube-apiserver on 127.0.0.1 for tests, with envtest
-// (sigs.k8s.io/controller-runtime/pkg/envtest). No controller-manager, scheduler or kubelet runs:
-// Deployments stay InProgress until a test writes their status, and deleted namespaces stay
-// Terminating.
+// Package kubetest runs a real Kubernetes control plane on 127.0.0.1 for tests and for devstack.
 //
-// The API server takes about 4 seconds to start, so share one per test package:
+// Two modes:
+//   - Start and StartMain: etcd and kube-apiserver only, with envtest
+//     (sigs.k8s.io/controller-runtime/pkg/envtest). Objects are validated, admitted and stored,
+//     but nothing acts on them: Deployments stay InProgress, deleted namespaces stay Terminating.
+//   - StartCluster and StartClusterMain (Options.Cluster): also kube-controller-manager,
+//     kube-scheduler and kwok (sigs.k8s.io/kwok) with NodeCount simulated nodes, so objects roll
+//     out as on a cluster — ReplicaSets, pods scheduled and Ready, Jobs completed, endpoints,
+//     quotas counted — without running any container. A pod label (FailLabel) makes kwok simulate
+//     a crash loop, an image that cannot be pulled, a pod that never gets ready, or a failing
+//     container. Nothing listens but etcd and kube-apiserver, on 127.0.0.1.
+//
+// The API server takes about 4 seconds to start (the cluster a few more), so share one per test
+// package:
 //
 //	var kube *kubetest.Env
 //
@@ -27,6 +36,7 @@ package kubetest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -38,7 +48,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// Env is a running API server.
+// Env is a running control plane.
 type Env struct {
 	// Admin is a client configuration for a member of system:masters.
 	Admin *rest.Config
@@ -46,6 +56,8 @@ type Env struct {
 	Assets string
 
 	env      *envtest.Environment
+	cluster  *cluster // nil without Options.Cluster
+	work     string   // kubetest's own files (keys, kubeconfigs, kwok's stages), removed by Stop
 	usersMu  sync.Mutex
 	out      *tailBuffer
 	stopOnce sync.Once
@@ -56,9 +68,20 @@ type Env struct {
 // server cannot be started.
 func Start(t testing.TB) *Env {
 	t.Helper()
-	e, err := start()
+	return startTest(t, Options{})
+}
+
+// StartCluster is Start with Options.Cluster: Deployments roll out, pods run on simulated nodes.
+func StartCluster(t testing.TB) *Env {
+	t.Helper()
+	return startTest(t, Options{Cluster: true})
+}
+
+func startTest(t testing.TB, o Options) *Env {
+	t.Helper()
+	e, err := Launch(o)
 	if err != nil {
-		t.Fatalf("kubetest: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := e.Stop(); err != nil {
@@ -71,10 +94,15 @@ func Start(t testing.TB) *Env {
 // StartMain starts an API server outside any test, for TestMain or a development tool. The
 // returned function stops it; call it before the process exits, or etcd and kube-apiserver outlive
 // it.
-func StartMain() (*Env, func(), error) {
-	e, err := start()
+func StartMain() (*Env, func(), error) { return startMain(Options{}) }
+
+// StartClusterMain is StartMain with Options.Cluster.
+func StartClusterMain() (*Env, func(), error) { return startMain(Options{Cluster: true}) }
+
+func startMain(o Options) (*Env, func(), error) {
+	e, err := Launch(o)
 	if err != nil {
-		return nil, nil, fmt.Errorf("kubetest: %w", err)
+		return nil, nil, err
 	}
 	return e, func() {
 		if err := e.Stop(); err != nil {
@@ -83,12 +111,52 @@ func StartMain() (*Env, func(), error) {
 	}, nil
 }
 
-func start() (*Env, error) {
+// Options shape what Launch starts.
+type Options struct {
+	// Cluster also starts kube-controller-manager, kube-scheduler and kwok, with NodeCount
+	// simulated nodes: Deployments get ReplicaSets and pods, the scheduler places pods (or says why
+	// it cannot), kwok makes them run and become Ready (or fail, see FailLabel), Jobs complete,
+	// Services get endpoints, namespaces are deleted, quotas are counted. No container runs.
+	// Without it only etcd and kube-apiserver run: objects are stored and validated, nothing acts
+	// on them.
+	Cluster bool
+	// Dir, when set, keeps etcd's data in Dir/etcd across a Stop and the next Launch, so a
+	// restarted cluster has its objects back; its other files are renewed on every Launch.
+	// By default everything lives in temporary directories that Stop removes.
+	Dir string
+	// Logs, when set, receives the output of each process (etcd, kube-apiserver,
+	// kube-controller-manager, kube-scheduler, kwok). By default the last lines are kept for Output.
+	Logs func(component string) io.Writer
+}
+
+// Launch starts a control plane as o says. Call Stop when done with it.
+func Launch(o Options) (*Env, error) {
+	e, err := launch(o)
+	if err != nil {
+		return nil, fmt.Errorf("kubetest: %w", err)
+	}
+	return e, nil
+}
+
+func launch(o Options) (*Env, error) {
 	assets, err := Assets()
 	if err != nil {
 		return nil, err
 	}
 	out := newTailBuffer(16 << 10)
+	logs := o.Logs
+	if logs == nil {
+		logs = func(string) io.Writer { return out }
+	}
+	work, err := workDir(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	saKey, saPub, err := writeServiceAccountKey(work)
+	if err != nil {
+		_ = os.RemoveAll(work)
+		return nil, err
+	}
 	useExisting := false
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
@@ -96,27 +164,76 @@ func start() (*Env, error) {
 	}
 	env.ControlPlane.Etcd = &envtest.Etcd{
 		Path: filepath.Join(assets, "etcd"),
-		Out:  out,
-		Err:  out,
+		Out:  logs("etcd"),
+		Err:  logs("etcd"),
+	}
+	if o.Dir != "" {
+		env.ControlPlane.Etcd.DataDir = filepath.Join(o.Dir, "etcd")
 	}
 	api := env.ControlPlane.GetAPIServer()
 	api.Path = filepath.Join(assets, "kube-apiserver")
-	api.Out, api.Err = out, out
+	api.Out, api.Err = logs("kube-apiserver"), logs("kube-apiserver")
+	api.CertDir = filepath.Join(work, "apiserver")
+	if err := os.MkdirAll(api.CertDir, 0o700); err != nil {
+		_ = os.RemoveAll(work)
+		return nil, fmt.Errorf("work directory: %w", err)
+	}
 	args := api.Configure()
 	args.Set("advertise-address", "127.0.0.1")
 	args.Set("endpoint-reconciler-type", "none")
 	// envtest's /24 runs out after 254 Services; benchmarks create many more.
 	args.Set("service-cluster-ip-range", "10.0.0.0/16")
+	args.Set("service-account-key-file", saPub)
+	args.Set("service-account-signing-key-file", saKey)
+	if o.Cluster {
+		// envtest turns the ServiceAccount admission plugin off because no controller creates the
+		// default ServiceAccounts; here one does, so pods get their ServiceAccount as on a cluster.
+		args.Disable("disable-admission-plugins")
+	}
+	e := &Env{Assets: assets, env: env, out: out, work: work}
 	if _, err := env.Start(); err != nil {
-		_ = env.Stop()
+		_ = e.Stop()
 		return nil, fmt.Errorf("start kube-apiserver and etcd from %s: %w\n%s", assets, err, out.String())
 	}
 	admin, err := env.AddUser(envtest.User{Name: "kubetest-admin", Groups: []string{"system:masters"}}, baseConfig())
 	if err != nil {
-		_ = env.Stop()
+		_ = e.Stop()
 		return nil, fmt.Errorf("add admin user: %w", err)
 	}
-	return &Env{Admin: rest.CopyConfig(admin.Config()), Assets: assets, env: env, out: out}, nil
+	e.Admin = rest.CopyConfig(admin.Config())
+	if o.Cluster {
+		controllers, err := e.AddUser("kubetest-controllers", "system:masters")
+		if err != nil {
+			_ = e.Stop()
+			return nil, err
+		}
+		e.cluster, err = startCluster(controllers, assets, work, saKey, logs)
+		if err != nil {
+			_ = e.Stop()
+			return nil, fmt.Errorf("%w\n%s", err, out.String())
+		}
+	}
+	return e, nil
+}
+
+// workDir makes the directory of the files kubetest writes itself: dir/run, emptied, or a new
+// temporary directory.
+func workDir(dir string) (string, error) {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "kubetest-")
+		if err != nil {
+			return "", fmt.Errorf("work directory: %w", err)
+		}
+		return d, nil
+	}
+	work := filepath.Join(dir, "run")
+	if err := os.RemoveAll(work); err != nil {
+		return "", fmt.Errorf("work directory: %w", err)
+	}
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return "", fmt.Errorf("work directory: %w", err)
+	}
+	return work, nil
 }
 
 // baseConfig is what every client of a test server starts from: no client-side rate limit worth
@@ -125,15 +242,25 @@ func baseConfig() *rest.Config {
 	return &rest.Config{QPS: 1000, Burst: 2000}
 }
 
-// Stop stops the API server and etcd and removes their data. It may be called more than once.
+// Stop stops the control plane (the cluster's components first, then kube-apiserver and etcd)
+// and removes its files, except the etcd data of Options.Dir. It may be called more than once.
 func (e *Env) Stop() error {
 	e.stopOnce.Do(func() {
-		if err := e.env.Stop(); err != nil {
-			e.stopErr = fmt.Errorf("stop kube-apiserver and etcd: %w", err)
+		var errs []error
+		if e.cluster != nil {
+			errs = append(errs, e.cluster.stop())
 		}
+		if err := e.env.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop kube-apiserver and etcd: %w", err))
+		}
+		errs = append(errs, os.RemoveAll(e.work))
+		e.stopErr = errors.Join(errs...)
 	})
 	return e.stopErr
 }
+
+// Cluster reports whether the controllers, the scheduler and kwok run (Options.Cluster).
+func (e *Env) Cluster() bool { return e.cluster != nil }
 
 // Output returns the last lines etcd and kube-apiserver wrote, for a failing test's log.
 func (e *Env) Output() string { return e.out.String() }
