@@ -45,6 +45,15 @@ const (
 	CodeRetriesExhausted   Code = "retries_exhausted"   // a retryable failure repeated on every delivery
 )
 
+// Error codes of jobs whose wait for health found the cause of a failure; none is retryable: the
+// commit has to change.
+const (
+	CodeImagePullFailed  Code = "image_pull_failed"          // a container's image cannot be pulled (ImagePullBackOff, InvalidImageName)
+	CodeCrashLoop        Code = "crash_loop"                 // a container keeps exiting (CrashLoopBackOff past the restart limit); quotes its last message
+	CodeProgressDeadline Code = "progress_deadline_exceeded" // a Deployment made no progress for its progressDeadlineSeconds; says what blocks it
+	CodeJobFailed        Code = "job_failed"                 // a Job failed (backoff limit, deadline); quotes its pod's exit code and last message
+)
+
 // Retryable reports whether a later retry of the same request may succeed without changes.
 func (c Code) Retryable() bool {
 	switch c {
@@ -65,6 +74,7 @@ func Codes() []Code {
 		CodeInvalidManifest, CodeManifestLimit, CodePolicyRefused, CodeInvalidObject,
 		CodeApplyConflict, CodeApplyFailed, CodeClusterUnreachable, CodeHealthFailed,
 		CodeHealthTimeout, CodeCancelled, CodeTimeout, CodeRetriesExhausted,
+		CodeImagePullFailed, CodeCrashLoop, CodeProgressDeadline, CodeJobFailed,
 	}
 }
 

@@ -196,4 +196,3 @@ func readyEndpoints(s discoveryv1.EndpointSlice) int {
 	}
 	return n
 }
-
