@@ -33,9 +33,13 @@ const FieldManager = "brain"
 // Defaults of Options.
 const (
 	DefaultHealthTimeout    = 5 * time.Minute  // HEALTH_TIMEOUT
-	DefaultProgressInterval = 10 * time.Second // how often "waiting" events name what is pending
+	DefaultProgressInterval = 30 * time.Second // a "waiting" event repeats at least this often
 	DefaultRequestTimeout   = 30 * time.Second // KUBE_TIMEOUT
 	DefaultPollInterval     = 2 * time.Second  // how often health is polled
+	// DefaultProgressMinInterval is the least time between two "waiting" events.
+	DefaultProgressMinInterval = 3 * time.Second
+	// DefaultCrashLoopRestarts is how often a container may restart before a crash loop fails the job.
+	DefaultCrashLoopRestarts = 3
 )
 
 // concurrency is how many objects are dry-run or compared with the cluster at once.
@@ -56,9 +60,15 @@ type Options struct {
 	Guards Guards
 	// HealthTimeout bounds the wait for health (HEALTH_TIMEOUT); default DefaultHealthTimeout.
 	HealthTimeout time.Duration
-	// ProgressInterval is how often "waiting" events name what is pending; default
-	// DefaultProgressInterval.
+	// ProgressInterval is the longest time between two "waiting" events when nothing changes;
+	// default DefaultProgressInterval.
 	ProgressInterval time.Duration
+	// ProgressMinInterval is the least time between two "waiting" events: one is sent when what
+	// is pending changes, but not sooner; default DefaultProgressMinInterval.
+	ProgressMinInterval time.Duration
+	// CrashLoopRestarts is how many restarts of a crash-looping container fail the job
+	// (crash_loop); default DefaultCrashLoopRestarts.
+	CrashLoopRestarts int32
 	// PollInterval is how often object status is read while waiting; default DefaultPollInterval.
 	PollInterval time.Duration
 	// RequestTimeout bounds every API request; default the config's Timeout, else
@@ -77,7 +87,6 @@ type Deployer struct {
 	disc    *discovery.DiscoveryClient
 	client  client.Client
 	mapper  meta.RESTMapper
-	poller  *polling.StatusPoller
 	rm      *ssa.ResourceManager
 	log     *slog.Logger
 }
@@ -99,6 +108,8 @@ func New(cfg *rest.Config, opts Options) (*Deployer, error) {
 	opts.HealthTimeout = cmp.Or(opts.HealthTimeout, DefaultHealthTimeout)
 	opts.ProgressInterval = cmp.Or(opts.ProgressInterval, DefaultProgressInterval)
 	opts.PollInterval = cmp.Or(opts.PollInterval, DefaultPollInterval)
+	opts.ProgressMinInterval = cmp.Or(opts.ProgressMinInterval, DefaultProgressMinInterval)
+	opts.CrashLoopRestarts = cmp.Or(opts.CrashLoopRestarts, DefaultCrashLoopRestarts)
 	opts.RequestTimeout = cmp.Or(opts.RequestTimeout, cfg.Timeout, DefaultRequestTimeout)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -125,7 +136,7 @@ func New(cfg *rest.Config, opts Options) (*Deployer, error) {
 	rm := ssa.NewResourceManager(c, poller, ssa.Owner{Field: opts.FieldManager, Group: labelDomain})
 	rm.SetConcurrency(concurrency)
 	return &Deployer{opts: opts, allowed: allowed, host: cfg.Host, disc: disc, client: c, mapper: mapper,
-		poller: poller, rm: rm, log: opts.Logger}, nil
+		rm: rm, log: opts.Logger}, nil
 }
 
 // Request is one deploy of a chat.
@@ -140,7 +151,9 @@ type Request struct {
 //
 // report receives "progress" messages: StageApplying, one per object with Object filled in
 // (action created, configured, unchanged or pruned; on a dry run with a Diff summary), and
-// StageWaiting every ProgressInterval while objects are not yet healthy, naming them in Pending.
+// StageWaiting while objects are not yet healthy, naming them and what they wait for in Pending:
+// after the first status read, whenever that changes (at most every ProgressMinInterval), and at
+// least every ProgressInterval.
 // The namespace and Brain's guard objects are reported like the repository's objects.
 //
 // It returns every object with its action and final kstatus status. Errors a user should see are

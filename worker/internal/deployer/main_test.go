@@ -26,7 +26,8 @@ import (
 	"github.com/backendim/brain/worker/internal/render"
 )
 
-// kube is the API server shared by the package's tests; worker is a client configuration for the
+// kube is the cluster shared by the package's tests (controllers, scheduler and kwok's simulated
+// nodes run: what Brain applies rolls out); worker is a client configuration for the
 // ServiceAccount of deploy/kubernetes/base/worker-rbac.yaml, with exactly that RBAC.
 var (
 	kube   *kubetest.Env
@@ -39,7 +40,7 @@ var rbacFile = filepath.Join("..", "..", "..", "deploy", "kubernetes", "base", "
 const workerUser = "system:serviceaccount:brain:brain-worker"
 
 func TestMain(m *testing.M) {
-	env, stop, err := kubetest.StartMain()
+	env, stop, err := kubetest.StartClusterMain()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -52,6 +53,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopBare()
 	stop()
 	os.Exit(code)
 }
@@ -70,14 +72,15 @@ func setUpWorker(env *kubetest.Env) (*rest.Config, error) {
 	return env.AddUser(workerUser, "system:serviceaccounts", "system:serviceaccounts:brain")
 }
 
-// testOptions are fast intervals for a test API server, where nothing takes time to become ready.
+// testOptions are fast intervals for a test cluster, where pods start within a second.
 func testOptions() deployer.Options {
 	return deployer.Options{
-		Guards:           deployer.DefaultGuards(),
-		HealthTimeout:    30 * time.Second,
-		ProgressInterval: 200 * time.Millisecond,
-		PollInterval:     100 * time.Millisecond,
-		RequestTimeout:   10 * time.Second,
+		Guards:              deployer.DefaultGuards(),
+		HealthTimeout:       60 * time.Second,
+		ProgressInterval:    2 * time.Second,
+		ProgressMinInterval: 100 * time.Millisecond,
+		PollInterval:        200 * time.Millisecond,
+		RequestTimeout:      10 * time.Second,
 	}
 }
 
