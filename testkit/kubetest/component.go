@@ -29,7 +29,7 @@ func startComponent(name, path string, args, env []string, out io.Writer) (*comp
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s (KUBEBUILDER_ASSETS must hold it too, or be unset so that scripts/kube-test-bins.sh builds it): %w", name, err)
 	}

@@ -2,8 +2,9 @@ package kubetest
 
 import "syscall"
 
-// sysProcAttr puts a component in a process group of its own and has the kernel kill it when the
-// process that started it dies, so no control plane outlives a crashed test or devstack.
-func sysProcAttr() *syscall.SysProcAttr {
+// SysProcAttr is how kubetest starts its processes, for programs that start more of their own
+// (devstack): in a process group of their own, so that a terminal's Ctrl-C reaches only the
+// program, which stops them in order, and killed by the kernel when that program dies.
+func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

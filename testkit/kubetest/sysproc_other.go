@@ -4,7 +4,7 @@ package kubetest
 
 import "syscall"
 
-// sysProcAttr puts a component in a process group of its own.
-func sysProcAttr() *syscall.SysProcAttr {
+// SysProcAttr is how kubetest starts its processes: in a process group of their own.
+func SysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }

@@ -17,10 +17,14 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/backendim/brain/testkit/kubetest"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGPIPE too: `make run | tee log` and Ctrl-C ends tee first, and the stack must still stop
+	// its processes and clean up, not die on its next write.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "devstack:", err)
@@ -56,20 +60,27 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		return err
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(stdout, "==> "+format+"\n", args...) }
+	logs, err := openLogs(filepath.Join(s.data, "logs"))
+	if err != nil {
+		return err
+	}
+	defer logs.close()
+	defer say("stopped; the state in %s is kept for the next make run", s.data)
+	say("logs of every service: %s/ (gateway.log, worker.log, kube-apiserver.log, kwok.log, …)", logs.dir)
 
 	repoURL, sha, err := serveExample(ctx, s, say)
 	if err != nil {
 		return err
 	}
-	cluster, stopCluster, err := clusterEnv(ctx, s, getenv, say)
+	cluster, stopCluster, err := clusterEnv(ctx, s, logs, getenv, say)
 	if err != nil {
 		return err
 	}
 	defer stopCluster()
-	procs := &processes{stderr: stderr}
-	defer procs.stop()
+	procs := &processes{logs: logs}
+	defer procs.stop(say)
 	say("starting the gateway on %s (embedded NATS JetStream on 127.0.0.1:4222, store %s)", s.gatewayAddr, filepath.Join(s.data, "nats"))
-	if err := procs.start(ctx, filepath.Join(s.bin, "gateway"), s.gatewayAddr, map[string]string{
+	if err := procs.start(ctx, "gateway", filepath.Join(s.bin, "gateway"), s.gatewayAddr, map[string]string{
 		"LISTEN_ADDR": s.gatewayAddr, "NATS_EMBEDDED": "true", "NATS_STORE_DIR": filepath.Join(s.data, "nats"),
 		"AUTH_MODE": "jwt", "AUTH_JWT_SECRET_FILE": filepath.Join(s.data, "jwt-secret"), "LOG_FORMAT": "text"}); err != nil {
 		return err
@@ -77,11 +88,11 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	say("starting a worker (git cache %s; http and 127.0.0.1 repositories allowed for the local example)", filepath.Join(s.data, "cache"))
 	workerEnv := map[string]string{"LISTEN_ADDR": s.workerAddr, "NATS_URL": "nats://127.0.0.1:4222",
 		"CACHE_DIR": filepath.Join(s.data, "cache"), "GIT_ALLOW_HTTP": "true", "GIT_ALLOW_PRIVATE_NETWORKS": "true",
-		"LOG_FORMAT": "text", "HEALTH_TIMEOUT": "20s"}
+		"LOG_FORMAT": "text", "HEALTH_TIMEOUT": "2m"}
 	for k, v := range cluster {
 		workerEnv[k] = v
 	}
-	if err := procs.start(ctx, filepath.Join(s.bin, "worker"), s.workerAddr, workerEnv); err != nil {
+	if err := procs.start(ctx, "worker", filepath.Join(s.bin, "worker"), s.workerAddr, workerEnv); err != nil {
 		return err
 	}
 	token, err := mintToken(ctx, s, "dev")
@@ -100,6 +111,9 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 		deploy := exec.CommandContext(ctx, filepath.Join(s.bin, "brainctl"), args...)
 		deploy.Stdout, deploy.Stderr = stdout, stderr
 		if err := deploy.Run(); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
 			say("the example %s did not succeed (%v); the stack stays up so you can look", what, err)
 		}
 	}
@@ -113,15 +127,16 @@ Brain is running. In another terminal:
   %s status --chat demo
 
 Health and metrics: http://%s/metrics (gateway), http://%s/metrics (worker).
-Inspect NATS with the nats CLI against nats://127.0.0.1:4222 (see README). Ctrl-C stops everything.
+Inspect NATS with the nats CLI against nats://127.0.0.1:4222 (see README). Logs: %s/.
+Ctrl-C stops everything.
 `, url, filepath.Join(s.bin, "brainctl"), filepath.Join(s.data, "jwt-secret"), filepath.Join(s.bin, "brainctl"),
-		repoURL, filepath.Join(s.bin, "brainctl"), filepath.Join(s.bin, "brainctl"), s.gatewayAddr, s.workerAddr)
+		repoURL, filepath.Join(s.bin, "brainctl"), filepath.Join(s.bin, "brainctl"), s.gatewayAddr, s.workerAddr, logs.dir)
 	select {
 	case <-ctx.Done():
 		say("stopping")
 		return nil
 	case err := <-procs.exited:
-		return err
+		return fmt.Errorf("%w (see %s)", err, logs.dir)
 	}
 }
 
@@ -154,12 +169,16 @@ func trimNL(b []byte) []byte {
 
 // processes are the stack's children; the first to exit ends the stack.
 type processes struct {
-	stderr io.Writer
+	logs   *logFiles
 	cmds   []*exec.Cmd
+	names  []string
+	done   []chan struct{} // closed when the process has exited
 	exited chan error
 }
 
-func (p *processes) start(ctx context.Context, bin, addr string, env map[string]string) error {
+// start runs bin with env added to this process's environment, its output in its log file, and
+// waits until it answers on addr's /ready.
+func (p *processes) start(ctx context.Context, name, bin, addr string, env map[string]string) error {
 	if p.exited == nil {
 		p.exited = make(chan error, 4)
 	}
@@ -168,24 +187,37 @@ func (p *processes) start(ctx context.Context, bin, addr string, env map[string]
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	cmd.Stdout, cmd.Stderr = p.stderr, p.stderr
+	cmd.Stdout, cmd.Stderr = p.logs.writer(name), p.logs.writer(name)
+	// Its own process group: Ctrl-C reaches devstack only, which stops the worker before the
+	// gateway (and its NATS server), so nothing complains about a connection going away.
+	cmd.SysProcAttr = kubetest.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s (run make build first): %w", bin, err)
 	}
-	p.cmds = append(p.cmds, cmd)
 	done := make(chan struct{})
+	p.cmds, p.names, p.done = append(p.cmds, cmd), append(p.names, name), append(p.done, done)
 	go func() {
 		err := cmd.Wait()
 		close(done)
-		p.exited <- fmt.Errorf("%s exited: %v", bin, err)
+		p.exited <- fmt.Errorf("%s exited: %v", name, err)
 	}()
 	return waitReady(ctx, "http://"+addr+"/ready", done)
 }
 
-func (p *processes) stop() {
+// stopTimeout is how long a process gets to drain after SIGTERM: more than its SHUTDOWN_TIMEOUT.
+const stopTimeout = 45 * time.Second
+
+// stop ends the processes, the last started first, each with SIGTERM and time to drain.
+func (p *processes) stop(say func(string, ...any)) {
 	for i := len(p.cmds) - 1; i >= 0; i-- {
+		say("stopping the %s", p.names[i])
 		_ = p.cmds[i].Process.Signal(syscall.SIGTERM)
-		_, _ = p.cmds[i].Process.Wait()
+		select {
+		case <-p.done[i]:
+		case <-time.After(stopTimeout):
+			_ = p.cmds[i].Process.Kill()
+			<-p.done[i]
+		}
 	}
 }
 
