@@ -44,10 +44,11 @@ func (p *Plain) Message(m proto.Message, _ []byte) {
 	defer p.mu.Unlock()
 	switch m.Type {
 	case proto.TypeProgress:
+		p.line(m, string(m.Stage), progressText(m))
 		if m.Object != nil {
 			p.shown[m.JobID]++
+			p.lines(diffLines(*m.Object))
 		}
-		p.line(m, string(m.Stage), progressText(m))
 	case proto.TypeSuccess:
 		p.success(m)
 	case proto.TypeError:
@@ -81,6 +82,7 @@ func (p *Plain) success(m proto.Message) {
 	if p.shown[m.JobID] == 0 {
 		for _, o := range r.Objects {
 			p.line(m, "object", objectText(o))
+			p.lines(diffLines(o))
 		}
 	}
 	delete(p.shown, m.JobID)
@@ -99,7 +101,14 @@ func (p *Plain) line(m proto.Message, label, text string) {
 		}
 		prefix += fmt.Sprintf(" %-8s", job)
 	}
-	fmt.Fprintf(p.out, "%s %-11s %s\n", prefix, label, text)
+	fmt.Fprintf(p.out, "%s %-11s %s\n", prefix, label, safe(text))
+}
+
+// lines writes continuation lines (a dry run's diff) under the last line, without a timestamp.
+func (p *Plain) lines(ls []string) {
+	for _, l := range ls {
+		fmt.Fprintln(p.out, safe(l))
+	}
 }
 
 // Notice writes a timestamped line on the error output.

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/backendim/brain/proto"
 )
@@ -64,10 +66,15 @@ func objectText(o proto.ObjectResult) string {
 	return s
 }
 
-// progressText describes a progress event, from its message or, lacking one, its fields.
+// progressText describes a progress event, from its message or, lacking one, its fields. A
+// "waiting" event names what is pending and why: "waiting for 1 of 7 objects to become healthy:
+// Deployment/web: 0/2 replicas ready; …".
 func progressText(m proto.Message) string {
 	if m.Object != nil {
 		return objectText(*m.Object)
+	}
+	if m.Stage == proto.StageWaiting && len(m.Pending) > 0 && m.Message != "" {
+		return m.Message + ": " + strings.Join(m.Pending, "; ")
 	}
 	if m.Message != "" {
 		return m.Message
@@ -83,6 +90,21 @@ func progressText(m proto.Message) string {
 		return "waiting for " + strings.Join(m.Pending, ", ")
 	}
 	return ""
+}
+
+// diffLines are the lines of an object's dry-run diff ("~ data.color: \"blue\" → \"green\""), each
+// indented under the object's line.
+func diffLines(o proto.ObjectResult) []string {
+	if o.Diff == "" {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(o.Diff, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, "      "+l)
+		}
+	}
+	return out
 }
 
 // actionCounts summarizes objects by action: "1 created, 2 unchanged".
@@ -104,6 +126,26 @@ func actionCounts(objs []proto.ObjectResult) string {
 		parts[i] = fmt.Sprintf("%d %s", n[a], a)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// escapeRE matches terminal escape sequences: CSI (colours, cursor moves, clearing) and OSC
+// (window titles, hyperlinks).
+var escapeRE = regexp.MustCompile(`\x1b\[[0-9:;<=>?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?`)
+
+// safe makes text from the gateway fit to print on one line of a terminal: messages quote the
+// cluster and the pods of a repository, which may send escape sequences (to rewrite the screen or
+// the window title) and control or bidirectional-override characters. They are dropped; a
+// newline becomes a space.
+func safe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return ' '
+		case unicode.IsControl(r), unicode.Is(unicode.Cf, r):
+			return -1
+		}
+		return r
+	}, escapeRE.ReplaceAllString(s, ""))
 }
 
 // count returns "1 object", "2 objects".

@@ -103,6 +103,31 @@ var scenarios = map[string][]step{
 		{msg: &proto.Message{Type: proto.TypeError, Code: proto.CodeRateLimited, RequestID: "r-1",
 			Message: "too many jobs: at most 30 per minute (burst 10); retry in 3s"}},
 	},
+	"dry-run": {
+		queued, started,
+		progress(jobA, 43, 350, proto.StageBlocked, "waiting for job "+jobB+", which is deploying to namespace im-c1-u1"),
+		progress(jobA, 44, 2400, proto.StageFetching, "fetching https://git.example.com/org/app.git (cache hit)"),
+		progress(jobA, 45, 2500, proto.StageRendering, "rendered 2 objects from deploy/"),
+		{msg: &proto.Message{Type: proto.TypeProgress, JobID: jobA, ChatID: "c1", Seq: 46, Stage: proto.StageApplying, Time: at(2600),
+			Object: &proto.ObjectResult{Kind: "ConfigMap", Name: "settings", Action: proto.ActionConfigured,
+				Diff: "~ data.color: \"blue\" → \"green\"\n+ data.size"}}},
+		{msg: &proto.Message{Type: proto.TypeProgress, JobID: jobA, ChatID: "c1", Seq: 47, Stage: proto.StageApplying, Time: at(2700),
+			Object: &proto.ObjectResult{Kind: "Deployment", Name: "web", Action: proto.ActionCreated, Diff: "new object"}}},
+		{msg: &proto.Message{Type: proto.TypeSuccess, JobID: jobA, ChatID: "c1", Seq: 48, Time: at(2800),
+			Payload: &proto.Result{Commit: sha, Subject: "Add web", Namespace: "im-c1-u1", DryRun: true, DurationMs: 2800,
+				Objects: []proto.ObjectResult{{Kind: "ConfigMap", Name: "settings", Action: proto.ActionConfigured}, web}}}},
+	},
+	"waiting": {
+		queued, started,
+		applied(43, 400, "Deployment", "web", proto.ActionCreated),
+		{msg: &proto.Message{Type: proto.TypeProgress, JobID: jobA, ChatID: "c1", Seq: 44, Stage: proto.StageWaiting, Time: at(500),
+			Message: "waiting for 1 of 2 objects to become healthy",
+			Pending: []string{"Deployment/web: 0/2 replicas ready; pods web-7d9f-x and 1 more: CrashLoopBackOff (exit code 1, 1 restarts)"}}},
+		{msg: &proto.Message{Type: proto.TypeProgress, JobID: jobA, ChatID: "c1", Seq: 45, Stage: proto.StageWaiting, Time: at(3500),
+			Message: "waiting for 1 of 2 objects to become healthy",
+			Pending: []string{"Deployment/web: 0/2 replicas ready; pods web-7d9f-x and 1 more: CrashLoopBackOff (exit code 1, 2 restarts)"}}},
+		failed(jobA, 46, 6000, proto.CodeCrashLoop, "Deployment/web (deploy/web.yaml:1): pod web-7d9f-x: container web keeps crashing: CrashLoopBackOff (exit code 1, 3 restarts); its last message: \x1b[31mpanic: boom"),
+	},
 	"watch": {
 		{msg: &proto.Message{Type: proto.TypeSubscribed, ChatID: "c1", After: 40}},
 		queued,
@@ -154,8 +179,8 @@ func TestGolden(t *testing.T) {
 		},
 	}
 	cases := map[string][]string{
-		"terminal":   {"success", "error", "retry-then-found", "duplicate", "refused"},
-		"plain":      {"success", "error", "retry-then-found", "duplicate", "refused"},
+		"terminal":   {"success", "error", "retry-then-found", "duplicate", "refused", "dry-run", "waiting"},
+		"plain":      {"success", "error", "retry-then-found", "duplicate", "refused", "dry-run", "waiting"},
 		"plain-jobs": {"watch"},
 		"json":       {"success"},
 	}
@@ -229,5 +254,44 @@ func TestTerminalCutsSpinnerLine(t *testing.T) {
 	want := "⠸ fetching      0.5s  fetching https:/…" // 39 columns and the cursor
 	if last != want {
 		t.Errorf("spinner line = %q, want %q", last, want)
+	}
+}
+
+// TestServerTextCannotDriveTheTerminal: text from the cluster (a pod's termination message, an
+// image name) reaches brainctl through the gateway; escape sequences and control characters in it
+// must not reach the user's terminal or log.
+func TestServerTextCannotDriveTheTerminal(t *testing.T) {
+	t.Parallel()
+	hostile := "boom \x1b]0;owned\x07\x1b[2J\x1b[31mred\x1b[0m \u202eevil\x08\x00 end"
+	steps := []step{queued,
+		progress(jobA, 42, 100, proto.StageWaiting, "waiting for 1 of 1 objects to become healthy"),
+		{msg: &proto.Message{Type: proto.TypeProgress, JobID: jobA, ChatID: "c1", Seq: 43, Stage: proto.StageWaiting, Time: at(200),
+			Message: "waiting for 1 of 1 objects", Pending: []string{"Deployment/web: " + hostile}}},
+		failed(jobA, 44, 300, proto.CodeCrashLoop, hostile)}
+	for name, mk := range map[string]func(*bytes.Buffer, *clock) (render.Renderer, func()){
+		"terminal": func(out *bytes.Buffer, c *clock) (render.Renderer, func()) {
+			r := render.NewTerminal(out, out, render.TerminalOptions{Now: c.Now, Width: 300})
+			return r, r.Tick
+		},
+		"plain": func(out *bytes.Buffer, c *clock) (render.Renderer, func()) {
+			return render.NewPlain(out, out, render.PlainOptions{Now: c.Now}), func() {}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			c := &clock{now: t0}
+			r, tick := mk(&out, c)
+			play(r, c, tick, steps)
+			got := strings.ReplaceAll(out.String(), "\r\x1b[K", "") // the renderer's own line clearing
+			if i := strings.IndexFunc(got, func(r rune) bool {
+				return r != '\n' && (r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u202e')
+			}); i >= 0 {
+				t.Errorf("output carries control character %q: %q", got[i], got)
+			}
+			if !strings.Contains(got, "boom red evil end") {
+				t.Errorf("output lost the text around the escapes: %q", got)
+			}
+		})
 	}
 }

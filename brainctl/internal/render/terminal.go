@@ -3,7 +3,7 @@ package render
 import (
 	"fmt"
 	"io"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -26,9 +26,10 @@ type Terminal struct {
 	now    func() time.Time
 	width  int
 
-	frame int
-	live  *stage // the running stage, drawn as the last line; nil when none is
-	shown int    // objects shown while applying
+	frame   int
+	live    *stage   // the running stage, drawn as the last line; nil when none is
+	shown   int      // objects shown while applying
+	pending []string // what the last "waiting" event named, printed under the stage
 }
 
 type stage struct {
@@ -83,6 +84,10 @@ func (t *Terminal) Message(m proto.Message, _ []byte) {
 
 func (t *Terminal) progress(m proto.Message, at time.Time) {
 	text := progressText(m)
+	if m.Stage == proto.StageWaiting && len(m.Pending) > 0 {
+		text = m.Message // the pending list gets lines of its own, below
+		defer t.pendingLines(m.Pending)
+	}
 	if t.live != nil && t.live.name == m.Stage {
 		if m.Object != nil {
 			t.objectLine(*m.Object)
@@ -103,9 +108,23 @@ func (t *Terminal) progress(m proto.Message, at time.Time) {
 	}
 }
 
+// pendingLines prints what blocks each object, each time that changes.
+func (t *Terminal) pendingLines(pending []string) {
+	if slices.Equal(pending, t.pending) {
+		return
+	}
+	t.pending = pending
+	for _, p := range pending {
+		t.print("    … " + p)
+	}
+}
+
 func (t *Terminal) objectLine(o proto.ObjectResult) {
 	t.shown++
 	t.print("    " + objectText(o))
+	for _, l := range diffLines(o) {
+		t.print(l)
+	}
 	t.live.text = count(t.shown, "object") + " applied"
 }
 
@@ -144,6 +163,9 @@ func (t *Terminal) summary(m proto.Message) {
 	if t.shown == 0 {
 		for _, o := range r.Objects {
 			t.print("    " + objectText(o))
+			for _, l := range diffLines(o) {
+				t.print(l)
+			}
 		}
 	}
 }
@@ -178,7 +200,7 @@ func (t *Terminal) Close() {
 
 // print writes a finished line in place of the spinner line.
 func (t *Terminal) print(line string) {
-	fmt.Fprintf(t.out, "%s%s\n", clearLine, line)
+	fmt.Fprintf(t.out, "%s%s\n", clearLine, safe(line))
 }
 
 // draw writes the spinner line of the running stage, if any.
@@ -207,4 +229,4 @@ func cut(s string, n int) string {
 	return string(r[:max(n-1, 0)]) + "…"
 }
 
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+func oneLine(s string) string { return safe(s) }

@@ -105,7 +105,7 @@ func containerProblem(cs corev1.ContainerStatus, several bool, lim limits) (stri
 			return text, &fatal{code: proto.CodeImagePullFailed, text: text + quote(w.Message) +
 				". Check the image's name and tag, and that its registry lets the cluster pull it"}
 		case "CrashLoopBackOff":
-			text := fmt.Sprintf("%sCrashLoopBackOff (%s, %d restarts)", who, exitCode(last), cs.RestartCount)
+			text := fmt.Sprintf("%sCrashLoopBackOff (%s, %s)", who, exitCode(last), restarts(cs.RestartCount))
 			if cs.RestartCount >= lim.crashLoopRestarts {
 				return text, &fatal{code: proto.CodeCrashLoop, text: fmt.Sprintf("%scontainer %s keeps crashing: %s%s",
 					"", cs.Name, strings.TrimPrefix(text, who), lastMessage(last))}
@@ -128,7 +128,7 @@ func containerProblem(cs corev1.ContainerStatus, several bool, lim limits) (stri
 		return "", nil
 	}
 	if cs.RestartCount >= lim.crashLoopRestarts && last != nil && last.ExitCode != 0 {
-		text := fmt.Sprintf("%srestarted %d times (%s)", who, cs.RestartCount, exitCode(last))
+		text := fmt.Sprintf("%srestarted, %s (%s)", who, restarts(cs.RestartCount), exitCode(last))
 		return text, &fatal{code: proto.CodeCrashLoop, text: fmt.Sprintf("container %s keeps crashing: %s%s",
 			cs.Name, strings.TrimPrefix(text, who), lastMessage(last))}
 	}
@@ -136,6 +136,14 @@ func containerProblem(cs corev1.ContainerStatus, several bool, lim limits) (stri
 		return who + "running, not ready (its readiness probe does not pass)", nil
 	}
 	return "", nil
+}
+
+// restarts is "1 restart", "3 restarts".
+func restarts(n int32) string {
+	if n == 1 {
+		return "1 restart"
+	}
+	return fmt.Sprintf("%d restarts", n)
 }
 
 // exitText is how a container ended: "exited with code 1: <message>", "ran out of memory (OOMKilled)".

@@ -168,7 +168,7 @@ func TestWaitReportsAtOnceAndOnEveryChange(t *testing.T) {
 	}
 	events := rec.waitingEvents()
 	restarts := map[string]bool{}
-	re := regexp.MustCompile(`CrashLoopBackOff \(exit code 3, (\d+) restarts\)`)
+	re := regexp.MustCompile(`CrashLoopBackOff \(exit code 3, (\d+) restarts?\)`)
 	for i, pending := range events {
 		if i > 0 && cmp.Equal(pending, events[i-1]) {
 			t.Errorf("waiting event %d repeats %q without a change", i, pending)
