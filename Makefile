@@ -4,6 +4,9 @@ SHELL   := /bin/bash
 GO      ?= go
 GOFLAGS_TEST ?= -race -shuffle=on -count=1 -timeout 40m
 BENCHTIME ?= 3s
+# The version that gateway -version, worker -version and brainctl version print.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/backendim/brain/proto/buildinfo.version=$(VERSION)
 
 .PHONY: all build run test lint fmt vet bench tidy clean kube-bins
 
@@ -12,9 +15,9 @@ all: lint test
 ## build: compile bin/gateway, bin/worker and bin/brainctl
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/gateway ./gateway
-	$(GO) build -o bin/worker ./worker
-	$(GO) build -o bin/brainctl ./brainctl
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/gateway ./gateway
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/worker ./worker
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/brainctl ./brainctl
 
 ## run: start a complete local Brain (embedded NATS, gateway, worker, example repo) and deploy the example
 run: build

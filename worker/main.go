@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/backendim/brain/proto/buildinfo"
 	"github.com/backendim/brain/proto/healthcheck"
 	"github.com/backendim/brain/proto/logging"
 	"io"
@@ -22,6 +23,10 @@ import (
 )
 
 func main() {
+	if buildinfo.Requested(os.Args[1:]) {
+		fmt.Println(buildinfo.String("worker"))
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {

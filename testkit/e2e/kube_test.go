@@ -13,6 +13,7 @@ import (
 	"github.com/backendim/brain/testkit/stack"
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 )
@@ -20,12 +21,12 @@ import (
 var deployments = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 
 // TestWebSocketToCluster drives the whole system: a WebSocket message to a gateway process, a
-// worker process applying to a real kube-apiserver as the ServiceAccount of worker-rbac.yaml, and
-// back. No kubelet runs, so the test plays the Deployment controller's part once the Deployment
-// exists: it writes an available status, and the job's wait then ends in success.
+// worker process applying to kubetest's full cluster as the ServiceAccount of worker-rbac.yaml,
+// the controllers and kwok rolling the Deployment out, and the job's success back. Nothing writes
+// a status by hand.
 func TestWebSocketToCluster(t *testing.T) {
 	t.Parallel()
-	kube := kubetest.Start(t)
+	kube := kubetest.StartCluster(t)
 	kubeconfig := workerKubeconfig(t, kube)
 	git := gitserver.New(t)
 	repo := git.Repo(t, "app")
@@ -49,8 +50,6 @@ func TestWebSocketToCluster(t *testing.T) {
 		case m.JobID != q.JobID:
 		case m.Stage == proto.StageApplying && m.Object != nil:
 			applied[m.Object.Kind+"/"+m.Object.Name] = m.Object.Action
-		case m.Stage == proto.StageWaiting:
-			setAvailable(t, admin, ns, "web")
 		case m.Final():
 			final = m
 		}
@@ -78,6 +77,13 @@ func TestWebSocketToCluster(t *testing.T) {
 	if p := final.Payload; p.Commit != sha || p.Namespace != ns {
 		t.Errorf("payload = %+v", p)
 	}
+	dep, err := admin.Resource(deployments).Namespace(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, _ := unstructured.NestedInt64(dep.Object, "status", "availableReplicas"); n != 1 {
+		t.Errorf("Deployment/web has %d available replicas on the cluster, want 1", n)
+	}
 }
 
 // workerKubeconfig gives the worker exactly the RBAC of deploy/kubernetes/base/worker-rbac.yaml.
@@ -94,25 +100,4 @@ func workerKubeconfig(t *testing.T, kube *kubetest.Env) string {
 	kubetest.Apply(t, kube.Admin, append([]byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: brain}\n---\n"), rbac...))
 	cfg := kube.User(t, "system:serviceaccount:brain:brain-worker", "system:serviceaccounts", "system:serviceaccounts:brain")
 	return kube.Kubeconfig(t, cfg)
-}
-
-// setAvailable writes the status a Deployment controller would write once every replica is up.
-func setAvailable(t *testing.T, admin dynamic.Interface, ns, name string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	d, err := admin.Resource(deployments).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get deployment %s/%s: %v", ns, name, err)
-	}
-	now := time.Now().UTC().Format(time.RFC3339)
-	cond := func(typ, reason string) any {
-		return map[string]any{"type": typ, "status": "True", "reason": reason, "lastUpdateTime": now, "lastTransitionTime": now}
-	}
-	d.Object["status"] = map[string]any{"observedGeneration": d.GetGeneration(), "replicas": int64(1),
-		"updatedReplicas": int64(1), "readyReplicas": int64(1), "availableReplicas": int64(1),
-		"conditions": []any{cond("Available", "MinimumReplicasAvailable"), cond("Progressing", "NewReplicaSetAvailable")}}
-	if _, err := admin.Resource(deployments).Namespace(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("update status of %s/%s: %v", ns, name, err)
-	}
 }

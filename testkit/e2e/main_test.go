@@ -9,6 +9,9 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -86,5 +89,16 @@ func (g *gate) Open() {
 	case <-g.open:
 	default:
 		close(g.open)
+	}
+}
+
+// TestVersionFlags: every binary says which build it is.
+func TestVersionFlags(t *testing.T) {
+	t.Parallel()
+	for _, c := range [][]string{{"gateway", "-version"}, {"worker", "-version"}, {"brainctl", "version"}} {
+		out, err := exec.Command(filepath.Join(binDir, c[0]), c[1:]...).Output()
+		if err != nil || !strings.HasPrefix(string(out), c[0]+" ") || !strings.Contains(string(out), "go1.") {
+			t.Errorf("%s = %q, %v; want its name, version and Go version", strings.Join(c, " "), out, err)
+		}
 	}
 }

@@ -1,4 +1,4 @@
-// Package command implements brainctl's commands: deploy, watch, status, cancel and token.
+// Package command implements brainctl's commands: deploy, watch, status, cancel, token and version.
 package command
 
 import (
@@ -13,6 +13,7 @@ import (
 
 	"github.com/backendim/brain/brainctl/internal/render"
 	"github.com/backendim/brain/brainctl/internal/session"
+	"github.com/backendim/brain/proto/buildinfo"
 )
 
 const usage = `brainctl is the command-line client of Brain, the chat GitOps deploy gateway.
@@ -26,6 +27,7 @@ Commands:
   status   show a chat's latest job and its last events
   cancel   cancel a queued or running job and wait until it stops
   token    print an HS256 token for a gateway running with AUTH_MODE=jwt (development)
+  version  print brainctl's version
 
 Environment: BRAIN_URL (default ` + DefaultURL + `), BRAIN_TOKEN, BRAIN_USER.
 
@@ -61,6 +63,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return nil
 		}
 		return err
+	case args[0] == "version" || args[0] == "--version" || args[0] == "-version":
+		fmt.Fprintln(stdout, buildinfo.String("brainctl"))
+		return nil
 	case args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

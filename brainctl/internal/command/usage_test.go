@@ -98,3 +98,16 @@ func TestHelp(t *testing.T) {
 		})
 	}
 }
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"version", "--version"} {
+		var out, errOut strings.Builder
+		if err := command.Run(t.Context(), []string{arg}, func(string) string { return "" }, &out, &errOut); err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		if !strings.HasPrefix(out.String(), "brainctl ") || !strings.Contains(out.String(), "go1.") {
+			t.Errorf("%s printed %q, want brainctl's version and Go's", arg, out.String())
+		}
+	}
+}
