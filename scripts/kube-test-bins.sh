@@ -53,7 +53,7 @@ MOD
 }
 
 build_kube() {
-  log "building kube-apiserver, kube-controller-manager and kube-scheduler $K8S_VERSION (one go build; about 12 minutes and 3 GB of memory on 2 cores, once)"
+  log "building kube-apiserver, kube-controller-manager and kube-scheduler $K8S_VERSION (one go build; about 8 minutes and 3 GB of memory on 2 cores, once)"
   mkdir -p "$work/kas" && cd "$work/kas"
   gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
   [ -n "$gomod" ] || { log "cannot find go.mod of k8s.io/kubernetes@$K8S_VERSION"; exit 1; }
@@ -74,7 +74,7 @@ build_kube() {
 }
 
 build_kwok() {
-  log "building kwok $KWOK_VERSION (about 3 minutes on 2 cores, once)"
+  log "building kwok $KWOK_VERSION (about 5 minutes on 2 cores, once)"
   GOBIN="$OUT.tmp" GOFLAGS=-trimpath go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" >&2
 }
 
