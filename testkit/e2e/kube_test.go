@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,4 +103,42 @@ func workerKubeconfig(t *testing.T, kube *kubetest.Env) string {
 	kubetest.Apply(t, kube.Admin, append([]byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: brain}\n---\n"), rbac...))
 	cfg := kube.User(t, "system:serviceaccount:brain:brain-worker", "system:serviceaccounts", "system:serviceaccounts:brain")
 	return kube.Kubeconfig(t, cfg)
+}
+
+// TestBrainctlNamesTheBlockingJob: a second deploy to a chat whose first job still waits for its
+// Deployment is blocked on the namespace lock, and brainctl says so, naming the first job.
+func TestBrainctlNamesTheBlockingJob(t *testing.T) {
+	t.Parallel()
+	kube := kubetest.StartCluster(t)
+	git := gitserver.New(t)
+	repo := git.Repo(t, "app")
+	never := strings.Replace(manifests, "metadata: {labels: {app: web}}",
+		"metadata: {labels: {app: web, "+kubetest.FailLabel+": "+kubetest.FailNeverReady+"}}", 1)
+	sha := repo.Commit(t, "Add web that never gets ready", map[string]string{"deploy/app.yaml": never})
+	s := stack.Start(t, stack.Options{BinDir: binDir, WorkerEnv: map[string]string{
+		"KUBE_AUTH": "kubeconfig", "KUBECONFIG": workerKubeconfig(t, kube), "HEALTH_TIMEOUT": "60s"}})
+	c := stack.Dial(t, s.Gateways[0], s.Token("u1"))
+	c.Send(deploy("u1", "c1", repo.URL(), sha))
+	first := c.Read(10 * time.Second)
+	for m := c.Read(60 * time.Second); m.JobID != first.JobID || m.Stage != proto.StageWaiting; m = c.Read(60 * time.Second) {
+		if m.Final() {
+			t.Fatalf("the first job ended before it waited: %+v", m)
+		}
+	}
+	cmd := exec.Command(filepath.Join(binDir, "brainctl"), "deploy", "--url", s.Gateways[0].WSURL(),
+		"--token", s.Token("u1"), "--chat", "c1", "--repo", repo.URL(), "--commit", sha, "--timeout", "10s")
+	out, err := cmd.Output() // a pipe: plain lines
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 4 {
+		t.Fatalf("brainctl deploy = %v, want exit code 4 (--timeout while blocked); output:\n%s", err, out)
+	}
+	var blocked string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, " blocked ") {
+			blocked = line
+		}
+	}
+	if !strings.Contains(blocked, first.JobID) {
+		t.Errorf("brainctl's blocked line %q does not name the first job %s; output:\n%s", blocked, first.JobID, out)
+	}
 }
