@@ -157,13 +157,20 @@ func launch(o Options) (*Env, error) {
 		_ = os.RemoveAll(work)
 		return nil, err
 	}
+	var paths [2]string
+	for i, name := range []string{"etcd", "kube-apiserver"} {
+		if paths[i], err = diesWithParent(work, filepath.Join(assets, name)); err != nil {
+			_ = os.RemoveAll(work)
+			return nil, err
+		}
+	}
 	useExisting := false
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		UseExistingCluster:    &useExisting,
 	}
 	env.ControlPlane.Etcd = &envtest.Etcd{
-		Path: filepath.Join(assets, "etcd"),
+		Path: paths[0],
 		Out:  logs("etcd"),
 		Err:  logs("etcd"),
 	}
@@ -171,7 +178,7 @@ func launch(o Options) (*Env, error) {
 		env.ControlPlane.Etcd.DataDir = filepath.Join(o.Dir, "etcd")
 	}
 	api := env.ControlPlane.GetAPIServer()
-	api.Path = filepath.Join(assets, "kube-apiserver")
+	api.Path = paths[1]
 	api.Out, api.Err = logs("kube-apiserver"), logs("kube-apiserver")
 	api.CertDir = filepath.Join(work, "apiserver")
 	if err := os.MkdirAll(api.CertDir, 0o700); err != nil {
