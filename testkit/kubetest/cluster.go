@@ -57,8 +57,13 @@ const (
 // kwokNodeAnnotation marks the nodes kwok manages.
 const kwokNodeAnnotation = "kwok.x-k8s.io/node"
 
-// clusterReadyTimeout bounds the wait for the controllers, the scheduler and the nodes.
-const clusterReadyTimeout = 2 * time.Minute
+// startTimeout bounds the start of etcd and of kube-apiserver; clusterReadyTimeout the wait for
+// the controllers, the scheduler and the nodes after that. Both are generous: on two busy cores
+// a start takes many times its usual few seconds.
+const (
+	startTimeout        = 3 * time.Minute
+	clusterReadyTimeout = 3 * time.Minute
+)
 
 // cluster is what runs besides etcd and kube-apiserver in a full cluster.
 type cluster struct {

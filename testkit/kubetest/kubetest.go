@@ -168,6 +168,10 @@ func launch(o Options) (*Env, error) {
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		UseExistingCluster:    &useExisting,
+		// envtest's 20 s are too few on a busy machine: kube-apiserver then fails to start
+		// (seen with a parallel build of Kubernetes running).
+		ControlPlaneStartTimeout: startTimeout,
+		ControlPlaneStopTimeout:  stopTimeout,
 	}
 	env.ControlPlane.Etcd = &envtest.Etcd{
 		Path: paths[0],
