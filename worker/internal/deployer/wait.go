@@ -167,6 +167,10 @@ func (r *run) readObject(ctx context.Context, h *health) error {
 		// failing migration fails the deploy.
 		h.status = status.InProgressStatus
 	}
+	if phase, _, _ := unstructured.NestedString(live.Object, "status", "phase"); h.it.obj.GetKind() == "Pod" &&
+		h.it.obj.GroupVersionKind().Group == "" && phase == string(corev1.PodFailed) {
+		h.status = status.FailedStatus // kstatus calls a failed pod Current: it has "completed"
+	}
 	if h.status == status.FailedStatus && !rollsOut(h) {
 		h.failure = proto.Errorf(proto.CodeHealthFailed, "%s failed: %s%s", h.it.describe(), h.message,
 			failureDetail(live))

@@ -57,6 +57,13 @@ func (w workload) yaml() string {
       containers:
       - name: ` + w.name + `
         image: registry.invalid/` + w.name + `:1` + resources + "\n"
+	if w.kind == "Pod" {
+		var lines []string
+		for _, l := range strings.Split(strings.Replace(pod, "RESTART", "restartPolicy: Never", 1), "\n") {
+			lines = append(lines, strings.TrimPrefix(l, "    "))
+		}
+		return "apiVersion: v1\nkind: Pod\n" + strings.Replace(strings.Join(lines, "\n"), "metadata:\n", "metadata:\n  name: "+w.name+"\n", 1)
+	}
 	if w.kind == "Job" {
 		return `apiVersion: batch/v1
 kind: Job
@@ -200,6 +207,8 @@ func TestWaitFailsFastWhenTheOutcomeIsKnown(t *testing.T) {
 		{"failed job", workload{kind: "Job", name: "migrate", fail: kubetest.FailExit, exitCode: "2", message: "migration 7 failed"},
 			proto.CodeJobFailed, []string{"Job/migrate (web.yaml:1) failed (BackoffLimitExceeded", "; pod migrate-",
 				"container migrate exited with code 2; its last message: migration 7 failed"}},
+		{"failed pod", workload{kind: "Pod", name: "once", fail: kubetest.FailExit, exitCode: "7", message: "no config"},
+			proto.CodeHealthFailed, []string{"Pod/once (web.yaml:1) failed; pod once: container once exited with code 7; its last message: no config"}},
 		{"progress deadline", workload{name: "web", fail: kubetest.FailNeverReady, extraSpec: "\n  progressDeadlineSeconds: 2"},
 			proto.CodeProgressDeadline, []string{"Deployment/web (web.yaml:1) made no progress for 2s (ProgressDeadlineExceeded): 0/2 replicas ready; pods web-",
 				"running, not ready (its readiness probe does not pass)"}},
