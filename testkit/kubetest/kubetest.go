@@ -270,9 +270,6 @@ func (e *Env) Stop() error {
 	return e.stopErr
 }
 
-// Cluster reports whether the controllers, the scheduler and kwok run (Options.Cluster).
-func (e *Env) Cluster() bool { return e.cluster != nil }
-
 // Output returns the last lines etcd and kube-apiserver wrote, for a failing test's log.
 func (e *Env) Output() string { return e.out.String() }
 
