@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -167,6 +168,22 @@ func (p *Proc) Logs() string { return p.logs.String() }
 
 func (s *Stack) start(t testing.TB, bin, name string, env map[string]string) *Proc {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p := s.launch(t, bin, name, env)
+		err := p.waitReady(30 * time.Second)
+		if err == nil {
+			return p
+		}
+		// Another process may take the port between FreeAddr and the bind: try another one.
+		if attempt < 3 && strings.Contains(p.Logs(), "address already in use") {
+			continue
+		}
+		t.Fatalf("%s: %v\n%s", name, err, p.Logs())
+	}
+}
+
+func (s *Stack) launch(t testing.TB, bin, name string, env map[string]string) *Proc {
+	t.Helper()
 	p := &Proc{Name: name, Addr: FreeAddr(t), logs: &Buffer{}, done: make(chan struct{})}
 	env["LISTEN_ADDR"] = p.Addr
 	p.cmd = exec.Command(filepath.Join(s.opts.BinDir, bin))
@@ -185,19 +202,18 @@ func (s *Stack) start(t testing.TB, bin, name string, env map[string]string) *Pr
 			t.Logf("--- %s log:\n%s", name, p.Logs())
 		}
 	})
-	if err := p.waitReady(30 * time.Second); err != nil {
-		t.Fatalf("%s: %v\n%s", name, err, p.Logs())
-	}
 	return p
 }
 
+// waitReady waits until the process answers /ready itself: a 200 from another process that took
+// the port first (seen with parallel tests on a busy machine) does not count.
 func (p *Proc) waitReady(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(p.HTTPURL() + "/ready")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK && listens(p.cmd.Process.Pid, p.Addr) {
 				return nil
 			}
 		}
@@ -208,6 +224,39 @@ func (p *Proc) waitReady(d time.Duration) error {
 		}
 	}
 	return fmt.Errorf("not ready after %s", d)
+}
+
+// listens reports whether process pid holds the socket listening on addr (127.0.0.1:port), from
+// /proc: its file descriptors against /proc/net/tcp. Without /proc it trusts the answer.
+func listens(pid int, addr string) bool {
+	_, port, _ := net.SplitHostPort(addr)
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return false
+	}
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(fdDir)
+	if err != nil {
+		return true
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		if link, err := os.Readlink(filepath.Join(fdDir, fd.Name())); err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	table, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return true
+	}
+	want := fmt.Sprintf("0100007F:%04X", n) // 127.0.0.1:port, as the kernel writes it
+	for _, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 9 && f[1] == want && f[3] == "0A" && inodes[f[9]] { // 0A: LISTEN
+			return true
+		}
+	}
+	return false
 }
 
 // Kill ends the process with SIGKILL, as a crash would, and waits for it.
