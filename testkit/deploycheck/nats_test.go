@@ -559,11 +559,12 @@ func TestNATSKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer before.Close()
-	if _, err := natsauth.EnsureSeeds(seeds); err != nil { // 1. a new seed beside the old one
+	// 1. A new seed beside the old one. 2. NATS reloads users.conf. 3. A gateway with the new seed.
+	if _, err := natsauth.EnsureSeeds(seeds); err != nil {
 		t.Fatal(err)
 	}
-	reload() // 2.
-	after, err := connect(natsauth.SeedFile(seeds, natsauth.Gateway)) // 3.
+	reload()
+	after, err := connect(natsauth.SeedFile(seeds, natsauth.Gateway))
 	if err != nil {
 		t.Fatalf("the new key: %v", err)
 	}
@@ -571,8 +572,9 @@ func TestNATSKeyRotation(t *testing.T) {
 	if err := before.Flush(); err != nil || !before.IsConnected() {
 		t.Fatalf("the old key's connection after the new key was added: %v, %v", before.Status(), err)
 	}
+	// 4. The old seed leaves the directory, NATS reloads users.conf.
 	retired := filepath.Join(t.TempDir(), "gateway.old.nk")
-	if err := os.Rename(old, retired); err != nil { // 4.
+	if err := os.Rename(old, retired); err != nil {
 		t.Fatal(err)
 	}
 	reload()
