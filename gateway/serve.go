@@ -122,7 +122,8 @@ func connectNATS(url, nkeyFile, credsFile string, log *slog.Logger) (*nats.Conn,
 	return natsauth.Connect(natsauth.Gateway, url, nkeyFile, credsFile, nats.Name("brain-gateway"),
 		nats.Timeout(5*time.Second), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }))
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Error("nats", "err", err) }))
 }
 
 func newVerifier(cfg config.Config, log *slog.Logger) (*auth.Verifier, error) {

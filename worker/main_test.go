@@ -129,14 +129,14 @@ func TestServeRunsJobsThenStops(t *testing.T) {
 func TestServeNeedsItsNATSIdentity(t *testing.T) {
 	t.Parallel()
 	ns := natstest.Start(t)
-	ns.ExpectViolations() // the gateway's identity may not create the workers consumer
+	ns.ExpectViolations() // the gateway's identity may not receive the worker's replies
 	tests := []struct {
 		name string
 		env  map[string]string
 		want string
 	}{
 		{"no credentials", map[string]string{"NATS_URL": ns.ClientURL()}, "Authorization Violation (no NATS_NKEY_FILE or NATS_CREDS_FILE is set)"},
-		{"the gateway's seed", ns.Env(natsauth.Gateway), "nats layout"},
+		{"the gateway's seed", ns.Env(natsauth.Gateway), "refuses this identity the worker's replies"},
 		{"both an nkey and a creds file", map[string]string{"NATS_URL": ns.ClientURL(), "NATS_NKEY_FILE": ns.SeedFile(natsauth.Worker),
 			"NATS_CREDS_FILE": ns.SeedFile(natsauth.Worker)}, "not both"},
 	}

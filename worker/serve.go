@@ -183,6 +183,7 @@ func connectNATS(cfg config.Config, log *slog.Logger, closed chan struct{}) (*na
 		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.DrainTimeout(5*time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Error("nats", "err", err) }),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
 }
 

@@ -3,6 +3,7 @@ package natsauth
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -30,11 +31,33 @@ func Connect(r Role, url, nkeyFile, credsFile string, opts ...nats.Option) (*nat
 		nc.Close()
 		return nil, fmt.Errorf("refusing NATS at %s: %w; configure its users (docs/operations.md, \"NATS identities\")", url, ErrNoAuth)
 	}
+	if err := probeReplies(nc, r); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("connect to NATS at %s as %s: %w", url, r, err)
+	}
 	return nc, nil
 }
 
+// probeReplies checks that the server lets r receive its replies. With another role's seed (the
+// gateway's given to a worker) it does not, and every request would wait for its timeout instead.
+func probeReplies(nc *nats.Conn, r Role) error {
+	sub, err := nc.SubscribeSync(InboxPrefix(r) + ".probe")
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	// The server answers the subscription before the flush's PONG.
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		return err
+	}
+	if _, err := sub.NextMsg(time.Millisecond); errors.Is(err, nats.ErrPermissionViolation) {
+		return fmt.Errorf("the server refuses this identity the %s's replies (%w): is the seed or creds file the %s's?", r, err, r)
+	}
+	return nil
+}
+
 func clientOptions(r Role, nkeyFile, credsFile string) ([]nats.Option, error) {
-	opts := []nats.Option{nats.CustomInboxPrefix(InboxPrefix(r))}
+	opts := []nats.Option{nats.CustomInboxPrefix(InboxPrefix(r)), nats.PermissionErrOnSubscribe(true)}
 	switch {
 	case nkeyFile != "" && credsFile != "":
 		return nil, errors.New("set NATS_NKEY_FILE or NATS_CREDS_FILE, not both")
@@ -48,6 +71,9 @@ func clientOptions(r Role, nkeyFile, credsFile string) ([]nats.Option, error) {
 		}
 		opts = append(opts, o)
 	case credsFile != "":
+		if err := checkPrivate("NATS_CREDS_FILE", credsFile); err != nil {
+			return nil, err
+		}
 		opts = append(opts, nats.UserCredentials(credsFile))
 	}
 	return opts, nil

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/backendim/brain/proto/natsauth"
+	"github.com/backendim/brain/proto/natsserver"
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 func TestEnsureSeeds(t *testing.T) {
@@ -211,4 +213,26 @@ func TestConnectRefusesAServerWithoutAuth(t *testing.T) {
 	if _, err := natsauth.Connect(natsauth.Worker, ns.ClientURL(), "a.nk", "b.creds"); err == nil || !strings.Contains(err.Error(), "not both") {
 		t.Errorf("two kinds of credentials: %v", err)
 	}
+}
+
+// TestConnectWithAnotherRolesSeed: a process given another role's seed fails at once, naming it,
+// instead of waiting for every request to time out.
+func TestConnectWithAnotherRolesSeed(t *testing.T) {
+	t.Parallel()
+	store := t.TempDir()
+	ns, err := natsserver.StartEmbedded("test", "127.0.0.1:0", store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	seeds := natsserver.SeedDir(store)
+	_, err = natsauth.Connect(natsauth.Worker, ns.ClientURL(), natsauth.SeedFile(seeds, natsauth.Gateway), "")
+	if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), "the worker's") {
+		t.Fatalf("worker with the gateway's seed: %v, want a permission violation naming the worker", err)
+	}
+	nc, err := natsauth.Connect(natsauth.Worker, ns.ClientURL(), natsauth.SeedFile(seeds, natsauth.Worker), "")
+	if err != nil {
+		t.Fatalf("worker with its own seed: %v", err)
+	}
+	nc.Close()
 }

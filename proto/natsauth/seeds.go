@@ -97,12 +97,8 @@ func Keys(dir string) ([]Key, error) {
 // PublicKey reads a user seed file and returns its public key. The file must not be open to
 // others (group read is allowed: a Kubernetes Secret mounted with fsGroup is 0440).
 func PublicKey(file string) (string, error) {
-	info, err := os.Stat(file)
-	if err != nil {
-		return "", fmt.Errorf("nats seed: %w", err)
-	}
-	if perm := info.Mode().Perm(); perm&0o027 != 0 {
-		return "", fmt.Errorf("nats seed %s is open to others (mode %04o); run chmod 600 %s", file, perm, file)
+	if err := checkPrivate("nats seed", file); err != nil {
+		return "", err
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -119,6 +115,18 @@ func PublicKey(file string) (string, error) {
 		return "", fmt.Errorf("nats seed %s: %w", file, err)
 	}
 	return pub, nil
+}
+
+// checkPrivate fails unless file exists and others may not read it nor its group write it.
+func checkPrivate(what, file string) error {
+	info, err := os.Stat(file)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if perm := info.Mode().Perm(); perm&0o027 != 0 {
+		return fmt.Errorf("%s %s is open to others (mode %04o); run chmod 600 %s", what, file, perm, file)
+	}
+	return nil
 }
 
 func roleList() string {
