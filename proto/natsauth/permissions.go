@@ -134,6 +134,9 @@ func deleteMessage(stream string) grant { return publish(api("STREAM.MSG.DELETE"
 
 // follow creates short-lived consumers of stream filtered to subjects in filter, pulls from them,
 // and deletes one it replaces: the relay's ordered consumers (the server removes them when idle).
+// A consumer with a single filter subject is created on an API subject that names the filter,
+// which the server checks against the consumer's configuration; one with several filters is
+// created on $JS.API.CONSUMER.CREATE.<stream>.<name> and would need that subject granted.
 func follow(stream, filter string) grant {
 	return grant{pub: []string{api("CONSUMER.CREATE", stream, "*", filter), api("CONSUMER.MSG.NEXT", stream, "*"),
 		api("CONSUMER.DELETE", stream, "*")}}

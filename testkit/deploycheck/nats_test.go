@@ -53,6 +53,45 @@ func TestNATSPermissionsShipped(t *testing.T) {
 	}
 }
 
+// natsConfigs are the shipped files that run NATS, each checked by a test of this file.
+var natsConfigs = []string{"deploy/compose/nats.conf", "deploy/nats/values.yaml", "docker-compose.dev.yml", "docker-compose.yml"}
+
+// TestEveryNATSConfigIsChecked: a new compose file or NATS configuration cannot slip in unchecked.
+func TestEveryNATSConfigIsChecked(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	var found []string
+	compose, err := filepath.Glob(filepath.Join(root, "docker-compose*.y*ml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found = append(found, compose...)
+	err = filepath.WalkDir(filepath.Join(root, "deploy"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if text := string(b); strings.Contains(text, "jetstream") && (strings.HasSuffix(p, ".conf") ||
+			strings.Contains(text, "nats-server") || strings.Contains(text, "fileStore")) {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range found {
+		found[i] = relToRoot(t, f)[2:]
+	}
+	slices.Sort(found)
+	if diff := cmp.Diff(natsConfigs, found); diff != "" {
+		t.Errorf("files that run NATS (-checked +found); check a new one for NATS auth here:\n%s", diff)
+	}
+}
+
 // TestComposeNATSRequiresAuth: both compose files run NATS with Brain's users only, hand each
 // process only its own seed, and the server their configuration makes refuses an unauthenticated
 // client and a worker publishing a job, while the gateway and the worker set up their layout.
