@@ -16,8 +16,8 @@ import (
 // chat. Each iteration publishes one event to every chat; p50 and p99 are over all receipts.
 func BenchmarkRelayLatency1000(b *testing.B) {
 	const clients = 1000
-	g := startGateway(b, "", nil)
-	w := newNATSWorker(b, g.natsURL)
+	g := startGateway(b, nil, nil)
+	w := newNATSWorker(b, g)
 	conns := make([]*client, clients)
 	for i := range conns {
 		conns[i] = dial(b, g, token(b, fmt.Sprintf("u%d", i), time.Hour))
@@ -56,7 +56,7 @@ func BenchmarkRelayLatency1000(b *testing.B) {
 // record, queued event, job publish, chat index) from 50 concurrent sockets, each deploying to its
 // own chat as a chat's client does.
 func BenchmarkSubmit(b *testing.B) {
-	g := startGateway(b, "", map[string]string{"RATE_JOBS_PER_MINUTE": "100000000", "RATE_JOBS_BURST": "100000000"})
+	g := startGateway(b, nil, map[string]string{"RATE_JOBS_PER_MINUTE": "100000000", "RATE_JOBS_BURST": "100000000"})
 	const sockets = 50
 	conns := make([]*client, sockets)
 	for i := range conns {

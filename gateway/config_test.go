@@ -57,7 +57,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func TestHealthcheckSubcommand(t *testing.T) {
-	g := startGateway(t, "", nil)
+	g := startGateway(t, nil, nil)
 	if err := run(context.Background(), []string{"healthcheck", "-listen-addr", g.addr}, func(string) string { return "" }, io.Discard); err != nil {
 		t.Fatalf("healthy gateway: %v", err)
 	}

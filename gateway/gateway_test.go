@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -8,13 +9,15 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/backendim/brain/proto"
+	"github.com/backendim/brain/proto/natsauth"
+	"github.com/backendim/brain/proto/natsserver"
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -24,8 +27,28 @@ const testSecret = "0123456789abcdef0123456789abcdef-test-only"
 type gateway struct {
 	addr    string
 	natsURL string
+	seeds   string // the embedded server's seed directory
 	stop    context.CancelFunc
 	done    chan error
+	logs    syncBuffer
+}
+
+// syncBuffer collects a gateway's log.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func freeAddr(t testing.TB) string {
@@ -38,29 +61,35 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// startGateway runs the gateway with env on top of test defaults. With natsURL == "" it embeds NATS.
-func startGateway(t testing.TB, natsURL string, env map[string]string) *gateway {
+// startGateway runs the gateway with env on top of test defaults. With via == nil it embeds NATS;
+// otherwise it connects to via's embedded NATS with the gateway's seed.
+func startGateway(t testing.TB, via *gateway, env map[string]string) *gateway {
 	t.Helper()
 	g := &gateway{addr: freeAddr(t), done: make(chan error, 1)}
 	vars := map[string]string{"LISTEN_ADDR": g.addr, "AUTH_MODE": "jwt", "AUTH_JWT_SECRET": testSecret, "WS_MAX_MESSAGES_PER_SECOND": "1000",
 		"LOG_LEVEL": "error", "SHUTDOWN_TIMEOUT": "5s"}
-	if natsURL == "" {
+	if via == nil {
 		g.natsURL = "nats://" + freeAddr(t)
+		store := t.TempDir()
 		vars["NATS_EMBEDDED"] = "true"
 		vars["NATS_EMBEDDED_LISTEN"] = strings.TrimPrefix(g.natsURL, "nats://")
-		vars["NATS_STORE_DIR"] = t.TempDir()
+		vars["NATS_STORE_DIR"] = store
 	} else {
-		g.natsURL = natsURL
-		vars["NATS_URL"] = natsURL
+		g.natsURL, g.seeds = via.natsURL, via.seeds
+		vars["NATS_URL"] = via.natsURL
+		vars["NATS_NKEY_FILE"] = g.seed(natsauth.Gateway)
 	}
 	for k, v := range env {
 		vars[k] = v
 	}
+	if via == nil {
+		g.seeds = natsserver.SeedDir(vars["NATS_STORE_DIR"])
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.stop = cancel
-	logw := io.Discard
+	var logw io.Writer = &g.logs
 	if os.Getenv("BRAIN_TEST_LOG") != "" {
-		logw = os.Stderr
+		logw = io.MultiWriter(logw, os.Stderr)
 	}
 	go func() { g.done <- run(ctx, nil, func(k string) string { return vars[k] }, logw) }()
 	t.Cleanup(func() { g.shutdown(t) })
@@ -85,6 +114,9 @@ func startGateway(t testing.TB, natsURL string, env map[string]string) *gateway 
 	}
 }
 
+// seed is the seed file of role on the gateway's embedded NATS.
+func (g *gateway) seed(r natsauth.Role) string { return natsauth.SeedFile(g.seeds, r) }
+
 func (g *gateway) shutdown(t testing.TB) {
 	t.Helper()
 	g.stop()
@@ -93,7 +125,13 @@ func (g *gateway) shutdown(t testing.TB) {
 		if ok && err != nil {
 			t.Errorf("gateway: %v", err)
 		}
-		close(g.done)
+		if ok {
+			close(g.done) // a second shutdown finds it closed
+		}
+		// The embedded NATS server logs a subject it refused to a client: a role lacks a permission.
+		if v := grep(g.logs.String(), "Violation"); v != "" {
+			t.Errorf("NATS refused subjects (a role lacks a permission in proto/natsauth?):\n%s", v)
+		}
 	case <-time.After(15 * time.Second):
 		t.Error("gateway did not stop in 15s")
 	}
@@ -181,9 +219,10 @@ type natsWorker struct {
 	kv jetstream.KeyValue
 }
 
-func newNATSWorker(t testing.TB, url string) *natsWorker {
+// newNATSWorker connects to g's NATS as the admin (it also inspects streams).
+func newNATSWorker(t testing.TB, g *gateway) *natsWorker {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := natsauth.Connect(natsauth.Admin, g.natsURL, g.seed(natsauth.Admin), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,10 +26,15 @@ func main() {
 	}
 }
 
-// run dispatches the subcommands: none (serve) or healthcheck.
+// run dispatches the subcommands: none (serve), healthcheck or nats-keys.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck.Run(ctx, "gateway", args[1:], getenv, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck":
+			return healthcheck.Run(ctx, "gateway", args[1:], getenv, stderr)
+		case "nats-keys":
+			return natsKeys(args[1:], stderr)
+		}
 	}
 	return serve(ctx, args, getenv, stderr)
 }

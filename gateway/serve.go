@@ -14,11 +14,12 @@ import (
 	"github.com/backendim/brain/gateway/internal/config"
 	"github.com/backendim/brain/gateway/internal/jobs"
 	"github.com/backendim/brain/gateway/internal/metrics"
-	"github.com/backendim/brain/gateway/internal/natsembed"
 	"github.com/backendim/brain/gateway/internal/relay"
 	"github.com/backendim/brain/gateway/internal/wsapi"
 	"github.com/backendim/brain/proto/layout"
 	"github.com/backendim/brain/proto/logging"
+	"github.com/backendim/brain/proto/natsauth"
+	"github.com/backendim/brain/proto/natsserver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,17 +34,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	log := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
-	natsURL := cfg.NATSURL
+	natsURL, nkeyFile := cfg.NATSURL, cfg.NATSNkeyFile
 	if cfg.NATSEmbedded {
-		ns, err := natsembed.Start(cfg.NATSEmbeddedListen, cfg.NATSStoreDir)
+		ns, err := natsserver.StartEmbedded("brain-embedded", cfg.NATSEmbeddedListen, cfg.NATSStoreDir,
+			natsserver.SlogLogger(log.With("component", "nats")))
 		if err != nil {
-			return err
+			return fmt.Errorf("embedded nats: %w", err)
 		}
 		defer ns.Shutdown()
 		natsURL = ns.ClientURL()
-		log.Info("embedded NATS JetStream server running", "url", natsURL, "store", cfg.NATSStoreDir)
+		nkeyFile = natsauth.SeedFile(natsserver.SeedDir(cfg.NATSStoreDir), natsauth.Gateway)
+		log.Info("embedded NATS JetStream server running", "url", natsURL, "store", cfg.NATSStoreDir,
+			"seeds", natsserver.SeedDir(cfg.NATSStoreDir))
 	}
-	nc, err := connectNATS(natsURL, cfg.NATSCredsFile, log)
+	nc, err := connectNATS(natsURL, nkeyFile, cfg.NATSCredsFile, log)
 	if err != nil {
 		return err
 	}
@@ -112,19 +116,14 @@ func routes(ws http.Handler, nc *nats.Conn, reg *prometheus.Registry) http.Handl
 	return mux
 }
 
-func connectNATS(url, creds string, log *slog.Logger) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("brain-gateway"), nats.Timeout(5 * time.Second),
-		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.RetryOnFailedConnect(false),
+// connectNATS connects with the gateway's identity (an nkey seed or a credentials file) and
+// refuses a server that admits clients without credentials.
+func connectNATS(url, nkeyFile, credsFile string, log *slog.Logger) (*nats.Conn, error) {
+	return natsauth.Connect(natsauth.Gateway, url, nkeyFile, credsFile, nats.Name("brain-gateway"),
+		nats.Timeout(5*time.Second), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) })}
-	if creds != "" {
-		opts = append(opts, nats.UserCredentials(creds))
-	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
-	}
-	return nc, nil
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Error("nats", "err", err) }))
 }
 
 func newVerifier(cfg config.Config, log *slog.Logger) (*auth.Verifier, error) {

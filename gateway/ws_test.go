@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/backendim/brain/proto"
+	"github.com/backendim/brain/proto/natsauth"
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
 )
 
 func TestOriginalMessageIsQueued(t *testing.T) {
-	g := startGateway(t, "", nil)
-	w := newNATSWorker(t, g.natsURL)
+	g := startGateway(t, nil, nil)
+	w := newNATSWorker(t, g)
 	c := dial(t, g, token(t, "u1", time.Hour))
 	c.send([]byte(`{"userId":"u1","chatId":"c1","repoURL":"https://git.example.com/org/app.git","commitHash":"a1b2c3d4e5"}`))
 	m := c.read()
@@ -44,7 +45,7 @@ func TestOriginalMessageIsQueued(t *testing.T) {
 }
 
 func TestBadMessagesGetErrorsAndSocketStaysUsable(t *testing.T) {
-	g := startGateway(t, "", nil)
+	g := startGateway(t, nil, nil)
 	c := dial(t, g, token(t, "u1", time.Hour))
 	tests := []struct {
 		name  string
@@ -96,7 +97,7 @@ func TestBadMessagesGetErrorsAndSocketStaysUsable(t *testing.T) {
 }
 
 func TestOversizeFrameClosesWith1009(t *testing.T) {
-	g := startGateway(t, "", nil)
+	g := startGateway(t, nil, nil)
 	c := dial(t, g, token(t, "u1", time.Hour))
 	big := `{"chatId":"c1","repoURL":"https://h/r","commitHash":"main","path":"` + strings.Repeat("a", proto.MaxFrameBytes) + `"}`
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -109,7 +110,7 @@ func TestOversizeFrameClosesWith1009(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
-	g := startGateway(t, "", nil)
+	g := startGateway(t, nil, nil)
 	forged := token(t, "u1", time.Hour)
 	forged = forged[:len(forged)-4] + "AAAA"
 	tests := []struct {
@@ -157,7 +158,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestTokenExpiryClosesWith4001(t *testing.T) {
-	g := startGateway(t, "", nil)
+	g := startGateway(t, nil, nil)
 	// Accepted thanks to the 30 s leeway, expiring one second from now.
 	c := dial(t, g, token(t, "u1", -29*time.Second))
 	_, err := c.readErr(10 * time.Second)
@@ -167,8 +168,8 @@ func TestTokenExpiryClosesWith4001(t *testing.T) {
 }
 
 func TestUsersSeeOnlyTheirOwnChats(t *testing.T) {
-	g := startGateway(t, "", nil)
-	w := newNATSWorker(t, g.natsURL)
+	g := startGateway(t, nil, nil)
+	w := newNATSWorker(t, g)
 	w.publish("alice", proto.Message{Type: proto.TypeProgress, ChatID: "c1", JobID: strings.Repeat("a", 32), Message: "alice's secret"})
 	bob := dial(t, g, token(t, "bob", time.Hour))
 	bob.send(map[string]any{"type": "subscribe", "chatId": "c1"})
@@ -187,8 +188,8 @@ func TestUsersSeeOnlyTheirOwnChats(t *testing.T) {
 }
 
 func TestSubscribeReplaysThenGoesLiveWithoutGapOrDuplicate(t *testing.T) {
-	g := startGateway(t, "", nil)
-	w := newNATSWorker(t, g.natsURL)
+	g := startGateway(t, nil, nil)
+	w := newNATSWorker(t, g)
 	var first uint64
 	for i := range 20 {
 		s := w.publish("u1", proto.Message{Type: proto.TypeProgress, ChatID: "c1", Message: "early"})
@@ -224,9 +225,9 @@ func TestSubscribeReplaysThenGoesLiveWithoutGapOrDuplicate(t *testing.T) {
 }
 
 func TestRepeatedRequestIDStartsOneJob(t *testing.T) {
-	g1 := startGateway(t, "", nil)
-	g2 := startGateway(t, g1.natsURL, nil)
-	w := newNATSWorker(t, g1.natsURL)
+	g1 := startGateway(t, nil, nil)
+	g2 := startGateway(t, g1, nil)
+	w := newNATSWorker(t, g1)
 	req := deployMsg("u1", "c1")
 	req["requestId"] = "r-42"
 	c1 := dial(t, g1, token(t, "u1", time.Hour))
@@ -254,8 +255,8 @@ func TestRepeatedRequestIDStartsOneJob(t *testing.T) {
 }
 
 func TestStatusAndCancel(t *testing.T) {
-	g := startGateway(t, "", nil)
-	w := newNATSWorker(t, g.natsURL)
+	g := startGateway(t, nil, nil)
+	w := newNATSWorker(t, g)
 	c := dial(t, g, token(t, "u1", time.Hour))
 	c.send(deployMsg("u1", "c1"))
 	queued := c.read()
@@ -294,8 +295,8 @@ func TestStatusAndCancel(t *testing.T) {
 }
 
 func TestCancelRunningJobMarksIt(t *testing.T) {
-	g := startGateway(t, "", nil)
-	w := newNATSWorker(t, g.natsURL)
+	g := startGateway(t, nil, nil)
+	w := newNATSWorker(t, g)
 	c := dial(t, g, token(t, "u1", time.Hour))
 	c.send(deployMsg("u1", "c1"))
 	queued := c.read()
@@ -319,7 +320,7 @@ func TestCancelRunningJobMarksIt(t *testing.T) {
 }
 
 func TestJobRateLimit(t *testing.T) {
-	g := startGateway(t, "", map[string]string{"RATE_JOBS_PER_MINUTE": "1", "RATE_JOBS_BURST": "2"})
+	g := startGateway(t, nil, map[string]string{"RATE_JOBS_PER_MINUTE": "1", "RATE_JOBS_BURST": "2"})
 	c := dial(t, g, token(t, "u1", time.Hour))
 	for i := range 3 {
 		c.send(deployMsg("u1", "c"+string(rune('1'+i))))
@@ -331,9 +332,9 @@ func TestJobRateLimit(t *testing.T) {
 }
 
 func TestClientSwitchingGatewaysResumesWithoutLossOrRepeat(t *testing.T) {
-	g1 := startGateway(t, "", nil)
-	g2 := startGateway(t, g1.natsURL, nil)
-	w := newNATSWorker(t, g1.natsURL)
+	g1 := startGateway(t, nil, nil)
+	g2 := startGateway(t, g1, nil)
+	w := newNATSWorker(t, g1)
 	c1 := dial(t, g1, token(t, "u1", time.Hour))
 	c1.send(deployMsg("u1", "c1"))
 	queued := c1.read()
@@ -363,8 +364,8 @@ func TestClientSwitchingGatewaysResumesWithoutLossOrRepeat(t *testing.T) {
 }
 
 func TestSlowClientIsDisconnectedWithoutStallingOthers(t *testing.T) {
-	g := startGateway(t, "", map[string]string{"WS_SEND_QUEUE": "8", "WS_WRITE_TIMEOUT": "1s"})
-	w := newNATSWorker(t, g.natsURL)
+	g := startGateway(t, nil, map[string]string{"WS_SEND_QUEUE": "8", "WS_WRITE_TIMEOUT": "1s"})
+	w := newNATSWorker(t, g)
 	slow := dial(t, g, token(t, "u1", time.Hour))
 	fast := dial(t, g, token(t, "u1", time.Hour))
 	for _, c := range []*client{slow, fast} {
@@ -409,7 +410,7 @@ func TestSlowClientIsDisconnectedWithoutStallingOthers(t *testing.T) {
 }
 
 func TestShutdownClosesSocketsWith1001(t *testing.T) {
-	g := startGateway(t, "", nil)
+	g := startGateway(t, nil, nil)
 	c := dial(t, g, token(t, "u1", time.Hour))
 	c.send(map[string]any{"type": "status", "chatId": "c1"})
 	c.read()
@@ -421,8 +422,9 @@ func TestShutdownClosesSocketsWith1001(t *testing.T) {
 }
 
 func TestConflictingStreamConfigIsAStartupError(t *testing.T) {
-	g := startGateway(t, "", nil)
-	vars := map[string]string{"LISTEN_ADDR": freeAddr(t), "NATS_URL": g.natsURL, "AUTH_MODE": "none", "EVENTS_MAX_AGE": "1h"}
+	g := startGateway(t, nil, nil)
+	vars := map[string]string{"LISTEN_ADDR": freeAddr(t), "NATS_URL": g.natsURL, "NATS_NKEY_FILE": g.seed(natsauth.Gateway),
+		"AUTH_MODE": "none", "EVENTS_MAX_AGE": "1h"}
 	err := run(context.Background(), nil, func(k string) string { return vars[k] }, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "max_age") || !strings.Contains(err.Error(), proto.EventsStream) {
 		t.Fatalf("err = %v, want a conflict naming BRAIN_EVENTS max_age", err)
@@ -440,8 +442,8 @@ func grep(s, sub string) string {
 }
 
 func TestTooManyChatsIsRefusedBeforeSubmitting(t *testing.T) {
-	g := startGateway(t, "", map[string]string{"WS_MAX_CHATS": "2"})
-	w := newNATSWorker(t, g.natsURL)
+	g := startGateway(t, nil, map[string]string{"WS_MAX_CHATS": "2"})
+	w := newNATSWorker(t, g)
 	c := dial(t, g, token(t, "u1", time.Hour))
 	for _, chat := range []string{"a", "b", "a"} {
 		c.send(deployMsg("u1", chat))

@@ -20,6 +20,10 @@ const (
 	JobsBucket = "brain_jobs"
 	// LocksBucket holds one key per Kubernetes namespace while a job deploys into it.
 	LocksBucket = "brain_locks"
+
+	// MaxDeliveriesAdvisory is where the server announces a job of WorkersConsumer that ran out of
+	// deliveries (its worker died on the last one).
+	MaxDeliveriesAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + JobsStream + "." + WorkersConsumer
 )
 
 // JobSubject is the subject a chat's jobs are published on.

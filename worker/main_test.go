@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/backendim/brain/proto"
+	"github.com/backendim/brain/proto/natsauth"
 	"github.com/backendim/brain/testkit/gitserver"
 	"github.com/backendim/brain/testkit/kubetest"
 	"github.com/backendim/brain/testkit/natstest"
@@ -52,9 +53,12 @@ func TestServeRunsJobsThenStops(t *testing.T) {
 	repo := git.Repo(t, "app")
 	sha := repo.Commit(t, "Add config", map[string]string{"k8s/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n"})
 	addr := stack.FreeAddr(t)
-	vars := map[string]string{"NATS_URL": ns.ClientURL(), "LISTEN_ADDR": addr, "KUBE_AUTH": "none",
+	vars := ns.Env(natsauth.Worker)
+	for k, v := range map[string]string{"LISTEN_ADDR": addr, "KUBE_AUTH": "none",
 		"CACHE_DIR": t.TempDir(), "GIT_ALLOW_HTTP": "true", "GIT_ALLOW_PRIVATE_NETWORKS": "true",
-		"WORKER_ID": "main-test", "LOG_FORMAT": "json", "SHUTDOWN_TIMEOUT": "5s"}
+		"WORKER_ID": "main-test", "LOG_FORMAT": "json", "SHUTDOWN_TIMEOUT": "5s"} {
+		vars[k] = v
+	}
 	logs := &stack.Buffer{}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -118,6 +122,39 @@ func TestServeRunsJobsThenStops(t *testing.T) {
 				t.Errorf("log line about the job lacks its IDs: %s", line)
 			}
 		}
+	}
+}
+
+// TestServeNeedsItsNATSIdentity: without its seed, or with another role's, the worker does not run.
+func TestServeNeedsItsNATSIdentity(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Start(t)
+	ns.ExpectViolations() // the gateway's identity may not receive the worker's replies
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"no credentials", map[string]string{"NATS_URL": ns.ClientURL()}, "Authorization Violation (no NATS_NKEY_FILE or NATS_CREDS_FILE is set)"},
+		{"the gateway's seed", ns.Env(natsauth.Gateway), "refuses this identity the worker's replies"},
+		{"both an nkey and a creds file", map[string]string{"NATS_URL": ns.ClientURL(), "NATS_NKEY_FILE": ns.SeedFile(natsauth.Worker),
+			"NATS_CREDS_FILE": ns.SeedFile(natsauth.Worker)}, "not both"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			vars := map[string]string{"LISTEN_ADDR": stack.FreeAddr(t), "KUBE_AUTH": "none", "CACHE_DIR": t.TempDir(),
+				"WORKER_ID": "no-identity"}
+			for k, v := range tt.env {
+				vars[k] = v
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			err := run(ctx, nil, func(k string) string { return vars[k] }, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("run = %v, want an error containing %q", err, tt.want)
+			}
+		})
 	}
 }
 

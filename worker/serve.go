@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/backendim/brain/proto/layout"
+	"github.com/backendim/brain/proto/natsauth"
 	"github.com/backendim/brain/worker/internal/cluster"
 	"github.com/backendim/brain/worker/internal/config"
 	"github.com/backendim/brain/worker/internal/deployer"
@@ -174,20 +175,16 @@ func newRunner(ctx context.Context, cfg config.Config, nc *nats.Conn, pipe *pipe
 		Logger: log.With("component", "runner"), Metrics: m})
 }
 
+// connectNATS connects with the worker's identity (an nkey seed or a credentials file) and
+// refuses a server that admits clients without credentials.
 func connectNATS(cfg config.Config, log *slog.Logger, closed chan struct{}) (*nats.Conn, error) {
-	opts := []nats.Option{nats.Name("brain-worker " + cfg.WorkerID), nats.Timeout(5 * time.Second),
-		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.DrainTimeout(5 * time.Second),
+	return natsauth.Connect(natsauth.Worker, cfg.NATSURL, cfg.NATSNkeyFile, cfg.NATSCredsFile,
+		nats.Name("brain-worker "+cfg.WorkerID), nats.Timeout(5*time.Second),
+		nats.MaxReconnects(-1), nats.ReconnectWait(time.Second), nats.DrainTimeout(5*time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("nats disconnected", "err", err) }),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) })}
-	if cfg.NATSCredsFile != "" {
-		opts = append(opts, nats.UserCredentials(cfg.NATSCredsFile))
-	}
-	nc, err := nats.Connect(cfg.NATSURL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATSURL, err)
-	}
-	return nc, nil
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { log.Error("nats", "err", err) }),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
 }
 
 // drain drains the NATS connection and waits until it has closed.

@@ -120,7 +120,7 @@ func TestComposeFiles(t *testing.T) {
 			Mounts: map[string][]string{
 				"docker-proxy": {"/var/run/docker.sock:/var/run/docker.sock:ro"},
 				"gateway":      {"./data/secrets/gateway:/run/brain:ro"},
-				"nats":         {"./deploy/compose/nats.conf:/etc/nats/brain.conf:ro", "nats-data:/data"},
+				"nats":         {"./deploy/compose/nats-permissions.conf:/etc/nats/permissions.conf:ro", "./deploy/compose/nats.conf:/etc/nats/brain.conf:ro", "nats-data:/data"},
 				"traefik":      {"./traefik/dynamic:/etc/traefik/dynamic:ro", "acme:/letsencrypt"},
 				"worker": {"./data/secrets/aws:/home/nonroot/.aws:ro", "./data/secrets/git:/run/brain/git:ro",
 					"./data/secrets/kube:/home/nonroot/.kube:ro", "repo-cache:/var/lib/brain/cache"},
@@ -140,7 +140,7 @@ func TestComposeFiles(t *testing.T) {
 			Volumes:  []string{"nats-data", "repo-cache"},
 			Mounts: map[string][]string{
 				"docker-proxy": {"/var/run/docker.sock:/var/run/docker.sock:ro"},
-				"nats":         {"./deploy/compose/nats.conf:/etc/nats/brain.conf:ro", "nats-data:/data"},
+				"nats":         {"./deploy/compose/nats-permissions.conf:/etc/nats/permissions.conf:ro", "./deploy/compose/nats.conf:/etc/nats/brain.conf:ro", "nats-data:/data"},
 				"traefik":      {"./traefik/dev.yml:/etc/traefik/traefik.yml:ro"},
 				"worker":       {"./data/secrets/kube:/home/nonroot/.kube:ro", "repo-cache:/var/lib/brain/cache"},
 			},
@@ -276,7 +276,7 @@ func TestEnvExample(t *testing.T) {
 func TestGitignoreKeepsSecretsOut(t *testing.T) {
 	t.Parallel()
 	ignore := strings.Fields(string(readFile(t, ".gitignore")))
-	for _, pattern := range []string{".env", "*.key", "*.pem", "/data/"} {
+	for _, pattern := range []string{".env", "*.key", "*.pem", "*.nk", "*.creds", "/data/"} {
 		if !slices.Contains(ignore, pattern) {
 			t.Errorf(".gitignore lacks %q", pattern)
 		}

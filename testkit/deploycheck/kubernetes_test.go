@@ -335,10 +335,12 @@ func TestKubernetesDryRun(t *testing.T) {
 		}
 	}
 	// Namespaced objects can be dry-run only into a namespace that exists.
-	ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace",
-		"metadata": map[string]any{"name": "brain"}}}
-	if err := a.apply(ctx, ns, false); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"brain", "nats"} {
+		ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace",
+			"metadata": map[string]any{"name": name}}}
+		if err := a.apply(ctx, ns, false); err != nil {
+			t.Fatal(err)
+		}
 	}
 	a.mapper.Reset()
 	for _, k := range kustomizations {
@@ -350,6 +352,17 @@ func TestKubernetesDryRun(t *testing.T) {
 			}
 		})
 	}
+	// The Helm release of deploy/nats/values.yaml installs its extra resources into namespace nats.
+	t.Run("deploy/nats/values.yaml", func(t *testing.T) {
+		extra, _, _ := unstructured.NestedSlice(natsValues(t), "extraResources")
+		for _, e := range extra {
+			o := &unstructured.Unstructured{Object: e.(map[string]any)}
+			o.SetNamespace("nats")
+			if err := a.apply(ctx, o, true); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 }
 
 // applier server-side applies objects with strict field validation.

@@ -1,6 +1,7 @@
 // Package stack runs Brain the way operators do, for end-to-end tests: real gateway and worker
 // binaries, built from this workspace, as separate processes talking to one NATS JetStream server
-// on 127.0.0.1. Processes can be stopped (SIGTERM) or killed (SIGKILL) mid-job.
+// on 127.0.0.1, each with its own NATS identity (the gateway's or the worker's nkey seed).
+// Processes can be stopped (SIGTERM) or killed (SIGKILL) mid-job.
 package stack
 
 import (
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backendim/brain/proto/natsauth"
 	"github.com/backendim/brain/testkit/natstest"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -107,9 +109,10 @@ func Start(t testing.TB, o Options) *Stack {
 // AddGateway starts one more gateway.
 func (s *Stack) AddGateway(t testing.TB, env map[string]string) *Proc {
 	t.Helper()
-	vars := map[string]string{"NATS_URL": s.NATS.ClientURL(), "AUTH_MODE": "jwt", "AUTH_JWT_SECRET": Secret,
+	vars := map[string]string{"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": Secret,
 		"LOG_FORMAT": "text", "LOG_LEVEL": "info", "SHUTDOWN_TIMEOUT": "5s"}
-	p := s.start(t, "gateway", fmt.Sprintf("gateway-%d", len(s.Gateways)+1), merge(vars, s.opts.GatewayEnv, env))
+	p := s.start(t, "gateway", fmt.Sprintf("gateway-%d", len(s.Gateways)+1),
+		merge(s.NATS.Env(natsauth.Gateway), vars, s.opts.GatewayEnv, env))
 	s.Gateways = append(s.Gateways, p)
 	return p
 }
@@ -119,10 +122,10 @@ func (s *Stack) AddGateway(t testing.TB, env map[string]string) *Proc {
 func (s *Stack) AddWorker(t testing.TB, env map[string]string) *Proc {
 	t.Helper()
 	name := fmt.Sprintf("worker-%d", len(s.Workers)+1)
-	vars := map[string]string{"NATS_URL": s.NATS.ClientURL(), "KUBE_AUTH": "none", "WORKER_ID": name,
+	vars := map[string]string{"KUBE_AUTH": "none", "WORKER_ID": name,
 		"CACHE_DIR": t.TempDir(), "GIT_ALLOW_HTTP": "true", "GIT_ALLOW_PRIVATE_NETWORKS": "true",
 		"LOG_FORMAT": "text", "LOG_LEVEL": "info", "SHUTDOWN_TIMEOUT": "5s"}
-	p := s.start(t, "worker", name, merge(vars, s.opts.WorkerEnv, env))
+	p := s.start(t, "worker", name, merge(s.NATS.Env(natsauth.Worker), vars, s.opts.WorkerEnv, env))
 	s.Workers = append(s.Workers, p)
 	return p
 }

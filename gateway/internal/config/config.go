@@ -22,6 +22,7 @@ type Config struct {
 
 	NATSURL            string
 	NATSCredsFile      string
+	NATSNkeyFile       string
 	NATSEmbedded       bool
 	NATSEmbeddedListen string
 	NATSStoreDir       string
@@ -56,6 +57,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	e.String(&c.ListenAddr, "LISTEN_ADDR", ":8080", "address serving /ws, /health, /ready and /metrics")
 	e.String(&c.NATSURL, "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
 	e.String(&c.NATSCredsFile, "NATS_CREDS_FILE", "", "NATS credentials (.creds) file")
+	e.String(&c.NATSNkeyFile, "NATS_NKEY_FILE", "", "NATS nkey seed file of the gateway's user (gateway nats-keys)")
 	e.Bool(&c.NATSEmbedded, "NATS_EMBEDDED", false, "run an in-process NATS JetStream server")
 	e.String(&c.NATSEmbeddedListen, "NATS_EMBEDDED_LISTEN", "127.0.0.1:4222", "where the embedded NATS server listens")
 	e.String(&c.NATSStoreDir, "NATS_STORE_DIR", "./data/nats", "embedded NATS server's JetStream storage")
@@ -95,6 +97,9 @@ func (c Config) Validate() error {
 		}
 		if c.NATSStoreDir == "" {
 			errs = append(errs, errors.New("NATS_STORE_DIR must be set when NATS_EMBEDDED=true"))
+		}
+		if c.NATSNkeyFile != "" || c.NATSCredsFile != "" {
+			errs = append(errs, errors.New("NATS_EMBEDDED=true connects with the seeds it keeps in NATS_STORE_DIR/nkeys: unset NATS_NKEY_FILE and NATS_CREDS_FILE"))
 		}
 	}
 	switch c.AuthMode {

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/backendim/brain/proto/natsauth"
+	"github.com/backendim/brain/proto/natsserver"
 	"github.com/backendim/brain/testkit/kubetest"
 )
 
@@ -79,16 +81,18 @@ func run(ctx context.Context, _ []string, getenv func(string) string, stdout, st
 	defer stopCluster()
 	procs := &processes{logs: logs}
 	defer procs.stop(say)
-	say("starting the gateway on %s (embedded NATS JetStream on 127.0.0.1:4222, store %s)", s.gatewayAddr, filepath.Join(s.data, "nats"))
+	say("starting the gateway on %s (embedded NATS JetStream on 127.0.0.1:4222, store %s, nkey seeds in %s)",
+		s.gatewayAddr, filepath.Join(s.data, "nats"), natsserver.SeedDir(filepath.Join(s.data, "nats")))
 	if err := procs.start(ctx, "gateway", filepath.Join(s.bin, "gateway"), s.gatewayAddr, map[string]string{
 		"LISTEN_ADDR": s.gatewayAddr, "NATS_EMBEDDED": "true", "NATS_STORE_DIR": filepath.Join(s.data, "nats"),
 		"AUTH_MODE": "jwt", "AUTH_JWT_SECRET_FILE": filepath.Join(s.data, "jwt-secret"), "LOG_FORMAT": "text"}); err != nil {
 		return err
 	}
 	say("starting a worker (git cache %s; http and 127.0.0.1 repositories allowed for the local example)", filepath.Join(s.data, "cache"))
+	seeds := natsserver.SeedDir(filepath.Join(s.data, "nats")) // made by the gateway's embedded server
 	workerEnv := map[string]string{"LISTEN_ADDR": s.workerAddr, "NATS_URL": "nats://127.0.0.1:4222",
-		"CACHE_DIR": filepath.Join(s.data, "cache"), "GIT_ALLOW_HTTP": "true", "GIT_ALLOW_PRIVATE_NETWORKS": "true",
-		"LOG_FORMAT": "text", "HEALTH_TIMEOUT": "2m"}
+		"NATS_NKEY_FILE": natsauth.SeedFile(seeds, natsauth.Worker), "CACHE_DIR": filepath.Join(s.data, "cache"),
+		"GIT_ALLOW_HTTP": "true", "GIT_ALLOW_PRIVATE_NETWORKS": "true", "LOG_FORMAT": "text", "HEALTH_TIMEOUT": "2m"}
 	for k, v := range cluster {
 		workerEnv[k] = v
 	}
@@ -127,10 +131,14 @@ Brain is running. In another terminal:
   %s status --chat demo
 
 Health and metrics: http://%s/metrics (gateway), http://%s/metrics (worker).
-Inspect NATS with the nats CLI against nats://127.0.0.1:4222 (see README). Logs: %s/.
-Ctrl-C stops everything.
+NATS on nats://127.0.0.1:4222 admits only Brain's nkey users; the nats CLI connects as the admin:
+
+  nats --server nats://127.0.0.1:4222 --nkey %s stream ls
+
+Logs: %s/. Ctrl-C stops everything.
 `, url, filepath.Join(s.bin, "brainctl"), filepath.Join(s.data, "jwt-secret"), filepath.Join(s.bin, "brainctl"),
-		repoURL, filepath.Join(s.bin, "brainctl"), filepath.Join(s.bin, "brainctl"), s.gatewayAddr, s.workerAddr, logs.dir)
+		repoURL, filepath.Join(s.bin, "brainctl"), filepath.Join(s.bin, "brainctl"), s.gatewayAddr, s.workerAddr,
+		natsauth.SeedFile(seeds, natsauth.Admin), logs.dir)
 	select {
 	case <-ctx.Done():
 		say("stopping")

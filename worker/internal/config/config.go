@@ -25,6 +25,7 @@ type Config struct {
 	ListenAddr    string
 	NATSURL       string
 	NATSCredsFile string
+	NATSNkeyFile  string
 	Layout        layout.Config
 
 	WorkerID        string
@@ -71,6 +72,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (Config, 
 	e.String(&c.ListenAddr, "LISTEN_ADDR", ":8080", "address serving /health, /ready and /metrics")
 	e.String(&c.NATSURL, "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
 	e.String(&c.NATSCredsFile, "NATS_CREDS_FILE", "", "NATS credentials (.creds) file")
+	e.String(&c.NATSNkeyFile, "NATS_NKEY_FILE", "", "NATS nkey seed file of the worker's user (gateway nats-keys)")
 	layout.Flags(e, &c.Layout, true)
 	e.String(&c.WorkerID, "WORKER_ID", hostname(), "this worker's name in events and job records (default: the host name)")
 	e.String(&c.CacheDir, "CACHE_DIR", "./data/cache", "git cache directory; workers may share it")

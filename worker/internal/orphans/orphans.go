@@ -18,7 +18,7 @@ import (
 )
 
 // Subject is where the server announces a message of BRAIN_JOBS that ran out of deliveries.
-const Subject = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + proto.JobsStream + "." + proto.WorkersConsumer
+const Subject = proto.MaxDeliveriesAdvisory
 
 // queue makes one worker of all take each advisory.
 const queue = "brain-orphans"

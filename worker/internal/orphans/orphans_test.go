@@ -10,6 +10,7 @@ import (
 
 	"github.com/backendim/brain/proto"
 	"github.com/backendim/brain/proto/layout"
+	"github.com/backendim/brain/proto/natsauth"
 	"github.com/backendim/brain/testkit/natstest"
 	"github.com/backendim/brain/worker/internal/orphans"
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,7 +21,7 @@ import (
 func TestDeadWorkerOnLastDelivery(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Start(t)
-	nc, js := srv.Connect(t)
+	_, js := srv.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cfg := layout.Defaults()
@@ -33,7 +34,13 @@ func TestDeadWorkerOnLastDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := orphans.Start(nc, js, kv, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	// The sweeper runs with the worker's identity.
+	wnc, wjs := srv.ConnectAs(t, natsauth.Worker)
+	wkv, err := wjs.KeyValue(ctx, proto.JobsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := orphans.Start(wnc, wjs, wkv, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}
 	job := proto.NewJob(proto.NewJobID(), proto.Request{UserID: "u1", ChatID: "c1", RepoURL: "https://h/r.git", CommitHash: "main"}, time.Now())

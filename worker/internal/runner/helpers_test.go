@@ -20,6 +20,7 @@ import (
 
 	"github.com/backendim/brain/proto"
 	"github.com/backendim/brain/proto/layout"
+	"github.com/backendim/brain/proto/natsauth"
 	"github.com/backendim/brain/testkit/gitserver"
 	"github.com/backendim/brain/testkit/natstest"
 	"github.com/backendim/brain/worker/internal/gitcache"
@@ -92,7 +93,7 @@ type worker struct {
 
 func (e *env) startWorker(t testing.TB, opts runner.Options) *worker {
 	t.Helper()
-	nc, js := e.srv.Connect(t)
+	nc, js := e.srv.ConnectAs(t, natsauth.Worker)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	locksKV, err := layout.Locks(ctx, js, e.layout)
